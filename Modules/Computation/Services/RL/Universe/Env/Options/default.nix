@@ -1,0 +1,21 @@
+# Env: which Gymnasium environment to learn in, how many copies run side by side, and the seed.
+{
+  envId = {
+    type = "nonEmptyStr";
+    default = "CartPole-v1";
+    description = "Gymnasium environment id, or `package.module:Class` for a custom environment.";
+    example = "LunarLander-v3";
+  };
+  nEnvs = {
+    type = "ints.positive";
+    default = 1;
+    description = "Number of environment copies stepped together (a vectorized environment).";
+    example = 8;
+  };
+  seed = {
+    type = { nullOr = "ints.unsigned"; };
+    default = null;
+    description = "Random seed for environments, networks and sampling; null picks one and records it.";
+    example = 42;
+  };
+}

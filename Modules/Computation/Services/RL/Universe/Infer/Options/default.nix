@@ -1,0 +1,15 @@
+# Infer: which model answers observations, and on which device.
+{
+  modelPath = {
+    type = { nullOr = "nonEmptyStr"; };
+    default = null;
+    description = "Model file to load; null asks the registry for the best validated model.";
+    example = "./models/ppo-CartPole-v1.zip";
+  };
+  device = {
+    type = { enum = [ "auto" "cpu" "cuda" "mps" ]; };
+    default = "auto";
+    description = "Torch device; auto takes cuda or mps when present, else cpu.";
+    example = "cpu";
+  };
+}

@@ -1,0 +1,21 @@
+# Logs: structured events (checkpoints, registrations, validations, hotswaps, errors).
+{
+  enable = {
+    type = "bool";
+    default = false;
+    description = "Export logs through OpenTelemetry.";
+    example = true;
+  };
+  endpoint = {
+    type = { nullOr = "nonEmptyStr"; };
+    default = null;
+    description = "OTLP endpoint for logs; null writes OTLP JSON lines into the run directory.";
+    example = "http://localhost:4317";
+  };
+  level = {
+    type = { enum = [ "debug" "info" "warn" "error" ]; };
+    default = "info";
+    description = "Lowest level of events that are emitted.";
+    example = "debug";
+  };
+}

@@ -1,0 +1,51 @@
+# Metrics: OpenTelemetry metric streams from training and evaluation.
+{
+  enable = {
+    type = "bool";
+    default = false;
+    description = "Export metrics.";
+    example = true;
+  };
+  endpoint = {
+    type = { nullOr = "nonEmptyStr"; };
+    default = null;
+    description = "OTLP endpoint for metrics; null writes OTLP JSON lines into the run directory.";
+    example = "http://localhost:4317";
+  };
+  protocol = {
+    type = { enum = [ "grpc" "http" ]; };
+    default = "grpc";
+    description = "OTLP transport: grpc, or http (protobuf over HTTP).";
+    example = "http";
+  };
+  exportInterval = {
+    type = "numbers.positive";
+    default = 10;
+    description = "Seconds between metric exports.";
+    example = 5;
+  };
+  trackReward = {
+    type = "bool";
+    default = true;
+    description = "Record episode reward and length.";
+    example = false;
+  };
+  trackLoss = {
+    type = "bool";
+    default = true;
+    description = "Record policy and value losses.";
+    example = false;
+  };
+  trackEntropy = {
+    type = "bool";
+    default = true;
+    description = "Record policy entropy.";
+    example = false;
+  };
+  trackFps = {
+    type = "bool";
+    default = true;
+    description = "Record training throughput (environment steps per second).";
+    example = false;
+  };
+}

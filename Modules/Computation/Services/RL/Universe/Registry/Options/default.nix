@@ -1,0 +1,39 @@
+# Registry: the SQLite record of every model, the rules that validate one, and pruning.
+{
+  enable = {
+    type = "bool";
+    default = true;
+    description = "Record models in the registry.";
+    example = false;
+  };
+  dbPath = {
+    type = "nonEmptyStr";
+    default = "./rl_registry.db";
+    description = "SQLite database file of the registry.";
+    example = "/var/lib/rl/registry.db";
+  };
+  minReward = {
+    type = { nullOr = "number"; };
+    default = null;
+    description = "Mean evaluation reward a model needs to be validated; null takes the env's reward threshold.";
+    example = 195.0;
+  };
+  minEpisodes = {
+    type = "ints.positive";
+    default = 10;
+    description = "A model must have trained at least this many (mean-length) episodes to be validated.";
+    example = 20;
+  };
+  keepTopN = {
+    type = { nullOr = "ints.positive"; };
+    default = null;
+    description = "Keep only the N best models (by mean reward) per env and algorithm; null keeps all.";
+    example = 10;
+  };
+  maxAge = {
+    type = { nullOr = "ints.positive"; };
+    default = null;
+    description = "Remove models older than this many days; null keeps them.";
+    example = 30;
+  };
+}

@@ -1,0 +1,33 @@
+# Store: where experiments (runs, metrics, models and checkpoints) are kept.
+{
+  backend = {
+    type = { enum = [ "local" "s3" "mlflow" "wandb" ]; };
+    default = "local";
+    description = "Experiment store. Models are always kept locally too.";
+    example = "mlflow";
+  };
+  trackingUri = {
+    type = { nullOr = "nonEmptyStr"; };
+    default = null;
+    description = "Tracking endpoint of the backend: an MLflow URI, `s3://bucket/prefix`, or a W&B entity.";
+    example = "http://localhost:5000";
+  };
+  experimentName = {
+    type = "nonEmptyStr";
+    default = "rl-module";
+    description = "Experiment name (the W&B project).";
+    example = "cartpole-ppo";
+  };
+  modelDir = {
+    type = "nonEmptyStr";
+    default = "./models";
+    description = "Directory that holds one folder per run: its config, model, checkpoints and logs.";
+    example = "/var/lib/rl/models";
+  };
+  checkpointFreq = {
+    type = "ints.unsigned";
+    default = 10000;
+    description = "Save a checkpoint every this many environment steps; 0 saves none.";
+    example = 50000;
+  };
+}

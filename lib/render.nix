@@ -1,0 +1,47 @@
+# Everything generated from a read Universe (see universe.nix): env vars for a configuration, the flag
+# table, the JSON spec the Python package is built from, the README options table and the
+# introspection tree. Builtins only.
+let
+  values = import ./values.nix;
+  inherit (values) toEnv toNix;
+  lines = builtins.concatStringsSep "\n";
+  # A configuration is { env = { envId = ...; }; ... }: any option it leaves out keeps its default.
+  valueIn = config: feature: o: (config.${feature.key} or { }).${o.name} or o.default;
+  # A "|" inside a Markdown table cell must be escaped, even within backticks.
+  cell = builtins.replaceStrings [ "|" ] [ "\\|" ];
+  forOptions = universe: f: builtins.concatMap (feature: map (f feature) feature.options) universe.features;
+in
+{
+  # { RL_ENV_ENV_ID = "CartPole-v1"; ... } for every option of the Universe whose value is not null.
+  # A null is left unset rather than spelled "null": every nullable option defaults to null, and an
+  # OTEL_* variable set to "null" would mislead other OpenTelemetry tools in the same environment.
+  envVars = universe: config:
+    builtins.listToAttrs (builtins.filter (e: e.value != null) (forOptions universe (feature: o: {
+      name = o.env;
+      value = let v = valueIn config feature o; in if v == null then null else toEnv v;
+    })));
+
+  # [ { path = "env.envId"; flag = "--env-id"; negFlag = null; } ... ]
+  flagTable = universe: forOptions universe (feature: o: { inherit (o) path flag negFlag; });
+
+  # The JSON spec committed as scripts/rl_module/spec.json.
+  spec = universe: {
+    generatedBy = "lib/spec.nix from Modules/Computation/Services/RL/Universe; regenerate with ./dev generate";
+    inherit (universe) features;
+  };
+
+  # The README's options table (Markdown).
+  optionsTable = universe: lines ([
+    "| option | type | default | env var | flag | description |"
+    "|---|---|---|---|---|---|"
+  ] ++ forOptions universe (feature: o:
+    "| `${o.path}` | `${cell o.typeText}` | `${toNix o.default}` | `${o.env}` | `${o.flag}` | ${o.description} |"
+  ));
+
+  # The tree printed by introspect-options, in the seed's format.
+  introspect = title: universe: lines ([ "📋 Features in ${title}" ]
+    ++ builtins.concatMap
+      (feature: [ "" "🔹 ${feature.name}" ]
+        ++ map (o: "    • ${o.name} : ${o.typeText} = ${toNix o.default}") feature.options)
+      universe.features) + "\n";
+}

@@ -1,0 +1,81 @@
+# Reading a module's Universe: its features (in the order Universe/default.nix lists them), their
+# options, and the env var and flag each option binds to. Builtins only.
+#
+#   read ./Modules/Computation/Services/RL
+#   => { features = [ { name = "Env"; key = "env"; module; binding; options = [ { name; path; type;
+#        default; description; example; env; envFallbacks; flag; negFlag; aliases; typeText; allowed; } ] } ];
+#        options = <every option, flat>; }
+let
+  strings = import ./strings.nix;
+  types = import ./types.nix;
+  inherit (strings) kebab screamingSnake lowerFirst;
+
+  readFeature = universeDir: name:
+    let
+      options = import (universeDir + "/${name}/Options/default.nix");
+      bindings = import (universeDir + "/${name}/Bindings/default.nix");
+    in
+    { inherit name options bindings; key = lowerFirst name; };
+
+  # Flag rule (DESIGN §2): --<option> where the option's name is unique across features, else
+  # --<feature>-<option>; Bindings may name a flag outright.
+  nameCounts = features:
+    builtins.foldl'
+      (acc: n: acc // { ${n} = (acc.${n} or 0) + 1; })
+      { }
+      (builtins.concatMap (f: builtins.attrNames f.options) features);
+
+  bindOption = counts: feature: name:
+    let
+      o = feature.options.${name};
+      b = feature.bindings;
+      flag = b.flags.${name} or (
+        if counts.${name} == 1 then "--${kebab name}" else "--${kebab feature.key}-${kebab name}"
+      );
+    in
+    {
+      inherit name flag;
+      inherit (o) type default description;
+      path = "${feature.key}.${name}";
+      example = o.example or null;
+      env = b.env.${name} or "${b.envPrefix}${screamingSnake name}";
+      envFallbacks = b.envFallbacks.${name} or [ ];
+      # Booleans take --x / --no-x and no value.
+      negFlag = if o.type == "bool" then "--no-${builtins.substring 2 (-1) flag}" else null;
+      aliases = b.aliases.${name} or { };
+      typeText = types.nixName o.type;
+      allowed = types.allowed o.type;
+    };
+
+  # Refuse a Universe where two options would share an env var or a flag.
+  unique = what: names:
+    let
+      counts = builtins.foldl' (acc: n: acc // { ${n} = (acc.${n} or 0) + 1; }) { } names;
+      clashes = builtins.filter (n: counts.${n} > 1) (builtins.attrNames counts);
+    in
+    if clashes == [ ] then true
+    else throw "the Universe binds more than one option to the ${what} ${builtins.concatStringsSep ", " clashes}";
+
+  read = moduleDir:
+    let
+      universeDir = moduleDir + "/Universe";
+      raw = map (readFeature universeDir) (import (universeDir + "/default.nix"));
+      counts = nameCounts raw;
+      features = map
+        (f: {
+          inherit (f) name key;
+          inherit (f.bindings) module binding;
+          options = map (bindOption counts f) (builtins.attrNames f.options);
+        })
+        raw;
+      options = builtins.concatMap (f: f.options) features;
+      checked =
+        unique "env var" (builtins.concatMap (o: [ o.env ]) options)
+        && unique "flag" (builtins.concatMap (o: [ o.flag ] ++ (if o.negFlag == null then [ ] else [ o.negFlag ])) options);
+    in
+    assert checked;
+    { inherit features options; };
+in
+{
+  inherit read;
+}

@@ -1,0 +1,23 @@
+# Rendering option values: as env-var text (what the Python side parses back) and as Nix source (docs).
+# Builtins only.
+let
+  # Env text: booleans spelled out (toString false is "" in Nix), null as "null", lists comma-separated,
+  # numbers through toJSON so that 0.9 stays "0.9" (toString gives "0.900000"), attrs as JSON.
+  toEnv = v:
+    if builtins.isBool v then (if v then "true" else "false")
+    else if v == null then "null"
+    else if builtins.isList v then builtins.concatStringsSep "," (map toEnv v)
+    else if builtins.isAttrs v then builtins.toJSON v
+    else if builtins.isString v then v
+    else builtins.toJSON v;
+  toNix = v:
+    if builtins.isBool v then (if v then "true" else "false")
+    else if v == null then "null"
+    else if builtins.isList v then "[ ${builtins.concatStringsSep " " (map toNix v)} ]"
+    else if builtins.isAttrs v then
+      "{ ${builtins.concatStringsSep " " (map (k: "${k} = ${toNix v.${k}};") (builtins.attrNames v))} }"
+    else builtins.toJSON v;
+in
+{
+  inherit toEnv toNix;
+}

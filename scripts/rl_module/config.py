@@ -1,0 +1,243 @@
+"""Resolving the option space: default < preset < environment (where Nix renders its config) < flags.
+
+The argparse parser is built from the spec; a command adds only its own arguments (what to act on, such
+as a model id), never an option. Every value records where it came from, so that errors and
+`--print-config` can say so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from . import spec as spec_module
+from .spec import Option, Spec
+
+DEFAULT = "default"
+
+
+class UsageError(Exception):
+    """Bad usage or a bad value: the command prints the message on one line and exits 2."""
+
+
+class ConfigError(UsageError):
+    def __init__(self, option: Option, source: str, value: str, reason: str | None = None) -> None:
+        self.option = option
+        self.source = source
+        self.value = value
+        why = f" ({reason})" if reason else ""
+        super().__init__(
+            f"option {option.path} from {source}: {value!r} is not allowed{why}; expected {option.allowed}"
+        )
+
+
+@dataclass(frozen=True)
+class Setting:
+    value: Any
+    source: str  # "default", "preset <name>", "env RL_ENV_N_ENVS", "flag --n-envs"
+
+
+class Section:
+    """The options of one feature, by name: `config.env.envId`."""
+
+    def __init__(self, config: Config, key: str) -> None:
+        self._config = config
+        self._key = key
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._config.settings[f"{self._key}.{name}"].value
+        except KeyError:
+            raise AttributeError(f"no option {self._key}.{name}") from None
+
+
+class Config:
+    """A resolved configuration: option path -> Setting."""
+
+    def __init__(self, settings: Mapping[str, Setting]) -> None:
+        self.settings = dict(settings)
+
+    def __getattr__(self, key: str) -> Section:
+        if key.startswith("_") or not any(p.startswith(key + ".") for p in self.settings):
+            raise AttributeError(key)
+        return Section(self, key)
+
+    def __getitem__(self, path: str) -> Any:
+        return self.settings[path].value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Config) and self.values() == other.values()
+
+    def source(self, path: str) -> str:
+        return self.settings[path].source
+
+    def values(self) -> dict[str, dict[str, Any]]:
+        """{feature: {option: value}}, JSON-ready."""
+        nested: dict[str, dict[str, Any]] = {}
+        for path, setting in self.settings.items():
+            feature, name = path.split(".", 1)
+            value = list(setting.value) if isinstance(setting.value, tuple) else setting.value
+            nested.setdefault(feature, {})[name] = value
+        return nested
+
+    def with_layer(self, values: Mapping[str, Any], source: str) -> Config:
+        """Lay `values` over the options still at their default (presets: what the user set wins)."""
+        settings = dict(self.settings)
+        for path, value in values.items():
+            if path in settings and settings[path].source == DEFAULT:
+                settings[path] = Setting(value, source)
+        return Config(settings)
+
+    def replace(self, path: str, value: Any, source: str) -> Config:
+        settings = dict(self.settings)
+        settings[path] = Setting(value, source)
+        return Config(settings)
+
+    def describe(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """The configuration with the source of each value (what --print-config prints)."""
+        described: dict[str, dict[str, dict[str, Any]]] = {}
+        values = self.values()
+        for path, setting in self.settings.items():
+            feature, name = path.split(".", 1)
+            described.setdefault(feature, {})[name] = {"value": values[feature][name], "source": setting.source}
+        return described
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error on one line (with a did-you-mean) instead of exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        if message.startswith("unrecognized arguments:"):
+            unknown = message.split(":", 1)[1].split()
+            known = [s for action in self._actions for s in action.option_strings]
+            hints = []
+            for word in unknown:
+                close = difflib.get_close_matches(word.split("=", 1)[0], known, n=1)
+                if close:
+                    hints.append(f"did you mean {close[0]}?")
+            message = " ".join([message, *hints])
+        raise UsageError(message)
+
+
+def _metavar(option: Option) -> str:
+    name, argument = spec_module._constructor(option.type)
+    if name == "enum":
+        return "{" + ",".join(argument) + "}"
+    return option.flag.lstrip("-").replace("-", "_").upper()
+
+
+def add_options(parser: argparse.ArgumentParser, spec: Spec, features: tuple[str, ...]) -> None:
+    """One argument group per feature, one flag per option (two for booleans), all from the spec."""
+    for feature in spec.features:
+        if feature.key not in features:
+            continue
+        group = parser.add_argument_group(f"{feature.name} options")
+        for option in feature.options:
+            default = spec_module.to_nix(option.default)
+            help_text = f"{option.description} [env {option.env}; default {default}]".replace("%", "%%")
+            if option.neg_flag is not None:
+                # The flag itself is stored, so that the source of the value names it.
+                group.add_argument(option.flag, dest=option.path, action="store_const", const=option.flag,
+                                   default=argparse.SUPPRESS, help=help_text)
+                group.add_argument(option.neg_flag, dest=option.path, action="store_const",
+                                   const=option.neg_flag, default=argparse.SUPPRESS, help=f"turn {option.path} off")
+            else:
+                group.add_argument(option.flag, dest=option.path, default=argparse.SUPPRESS,
+                                   metavar=_metavar(option), help=help_text)
+
+
+def _parse(option: Option, text: str, source: str) -> Any:
+    try:
+        return option.parse(text)
+    except (ValueError, RecursionError) as error:
+        raise ConfigError(option, source, text, "empty" if str(error) == "empty" else None) from None
+
+
+def _from_flags(option: Option, args: argparse.Namespace) -> Setting | None:
+    text = getattr(args, option.path, None)
+    if text is None:
+        return None
+    if option.is_bool:
+        return Setting(text == option.flag, f"flag {text}")
+    source = f"flag {option.flag}"
+    return Setting(_parse(option, text, source), source)
+
+
+def _from_environ(option: Option, environ: Mapping[str, str]) -> Setting | None:
+    for name in (option.env, *option.env_fallbacks):
+        if name in environ:
+            source = f"env {name}"
+            return Setting(_parse(option, environ[name], source), source)
+    return None
+
+
+def resolve(
+    spec: Spec, features: tuple[str, ...], args: argparse.Namespace, environ: Mapping[str, str]
+) -> Config:
+    settings: dict[str, Setting] = {}
+    for option in spec.options(features):
+        settings[option.path] = (
+            _from_flags(option, args) or _from_environ(option, environ) or Setting(option.default, DEFAULT)
+        )
+    return Config(settings)
+
+
+def unknown_variables(spec: Spec, environ: Iterable[str]) -> list[str]:
+    """Warnings for RL_* variables no option reads, each with a did-you-mean."""
+    known = [o.env for o in spec.options()]
+    warnings = []
+    for name in sorted(environ):
+        if name.startswith("RL_") and name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            warnings.append(f"warning: unknown variable {name} is ignored{hint}")
+    return warnings
+
+
+@dataclass(frozen=True)
+class Command:
+    """What a console script is: its name, the features it reads, its own arguments and its job."""
+
+    prog: str
+    description: str
+    features: tuple[str, ...]
+    action: Callable[[Config, argparse.Namespace], int]
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
+    # Options resolved after the environment and flags, over defaults only (training presets).
+    layer: Callable[[Config], Config] | None = None
+
+    def parser(self, spec: Spec) -> Parser:
+        parser = Parser(prog=self.prog, description=self.description, allow_abbrev=False,
+                        epilog="Every option is also an environment variable (shown in brackets); "
+                               "flags win over the environment, which wins over defaults.")
+        parser.add_argument("--print-config", action="store_true",
+                            help="print the resolved configuration, with the source of each value, as JSON and exit")
+        if self.add_arguments:
+            self.add_arguments(parser)
+        # The usage line shows the command's own arguments; the options, dozens of them, are in --help.
+        own = parser.format_usage().removeprefix("usage: ").strip()
+        parser.usage = own.replace(self.prog, "%(prog)s", 1) + (" [OPTION ...]" if self.features else "")
+        add_options(parser, spec, self.features)
+        return parser
+
+    def configure(self, argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[Config, argparse.Namespace]:
+        spec = spec_module.load()
+        for warning in unknown_variables(spec, environ):
+            print(f"{self.prog}: {warning}", file=sys.stderr)
+        args = self.parser(spec).parse_args(argv)
+        config = resolve(spec, self.features, args, environ)
+        if self.layer:
+            config = self.layer(config)
+        return config, args
+
+
+ALL_FEATURES = tuple(f.key for f in spec_module.load().features)
+
+
+def print_config(config: Config) -> None:
+    print(json.dumps(config.describe(), indent=2))

@@ -1,0 +1,41 @@
+"""Shared fixtures: the repository, the real Nix evaluator, the real console scripts."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+MODULE_DIR = "Modules/Computation/Services/RL"
+BIN = Path(sys.executable).parent
+
+
+def nix_eval(*args: str, cwd: Path = ROOT) -> object:
+    """Evaluate with the real nix-instantiate and decode its JSON."""
+    result = subprocess.run(["nix-instantiate", "--eval", "--strict", "--json", *args],
+                            cwd=cwd, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr)
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="session")
+def nix() -> object:
+    if shutil.which("nix-instantiate") is None:
+        pytest.skip("nix-instantiate is not installed (./dev test installs Debian's nix-bin)")
+    return nix_eval
+
+
+def command(name: str, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+            input: str | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run one of the project's console scripts as a real process."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("RL_", "OTEL_"))}
+    environ.update(env or {})
+    return subprocess.run([str(BIN / name), *args], capture_output=True, text=True, env=environ,
+                          cwd=cwd, input=input, timeout=timeout, check=False)
