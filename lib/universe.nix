@@ -4,7 +4,7 @@
 #   read ./Modules/Computation/Services/RL
 #   => { features = [ { name = "Env"; key = "env"; module; binding; options = [ { name; path; type;
 #        default; description; example; env; envFallbacks; flag; negFlag; aliases; typeText; allowed; } ] } ];
-#        options = <every option, flat>; }
+#        options = <every option, flat>; presets = [ { algorithm; envId; options = { "<path>" = value; }; } ]; }
 let
   strings = import ./strings.nix;
   types = import ./types.nix;
@@ -56,6 +56,28 @@ let
     if clashes == [ ] then true
     else throw "the Universe binds more than one option to the ${what} ${builtins.concatStringsSep ", " clashes}";
 
+  # Presets (beside the Universe): { <algorithm> = { <envId> = { <feature> = { <option> = value; }; }; }; }
+  # flattened to [ { algorithm; envId; options = { "train.gamma" = 0.98; }; } ], refusing unknown options.
+  readPresets = moduleDir: options:
+    let
+      file = moduleDir + "/Presets/default.nix";
+      presets = if builtins.pathExists file then import file else { };
+      known = map (o: o.path) options;
+      flatten = algorithm: envId: preset: builtins.listToAttrs (builtins.concatMap
+        (key: map
+          (name:
+            let path = "${key}.${name}"; in
+            if builtins.elem path known then { name = path; value = preset.${key}.${name}; }
+            else throw "preset ${algorithm}/${envId} sets ${path}, which the Universe does not declare")
+          (builtins.attrNames preset.${key}))
+        (builtins.attrNames preset));
+    in
+    builtins.concatMap
+      (algorithm: map
+        (envId: { inherit algorithm envId; options = flatten algorithm envId presets.${algorithm}.${envId}; })
+        (builtins.attrNames presets.${algorithm}))
+      (builtins.attrNames presets);
+
   read = moduleDir:
     let
       universeDir = moduleDir + "/Universe";
@@ -74,7 +96,7 @@ let
         && unique "flag" (builtins.concatMap (o: [ o.flag ] ++ (if o.negFlag == null then [ ] else [ o.negFlag ])) options);
     in
     assert checked;
-    { inherit features options; };
+    { inherit features options; presets = readPresets moduleDir options; };
 in
 {
   inherit read;

@@ -14,6 +14,7 @@ let
     if builtins.isBool v then (if v then "true" else "false")
     else if v == null then "null"
     else if builtins.isList v then "[ ${builtins.concatStringsSep " " (map toNix v)} ]"
+    else if v == { } then "{ }"
     else if builtins.isAttrs v then
       "{ ${builtins.concatStringsSep " " (map (k: "${k} = ${toNix v.${k}};") (builtins.attrNames v))} }"
     else builtins.toJSON v;

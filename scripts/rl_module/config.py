@@ -86,12 +86,25 @@ class Config:
         return nested
 
     def with_layer(self, values: Mapping[str, Any], source: str) -> Config:
-        """Lay `values` over the options still at their default (presets: what the user set wins)."""
+        """Lay `values` over the options still at their default (presets, a model's run): what the user
+        set wins; a JSON object the user set is merged over the layer's, key by key."""
         settings = dict(self.settings)
         for path, value in values.items():
-            if path in settings and settings[path].source == DEFAULT:
+            if path not in settings:
+                continue
+            current = settings[path]
+            if current.source == DEFAULT:
                 settings[path] = Setting(value, source)
+            elif isinstance(value, dict) and isinstance(current.value, dict):
+                settings[path] = Setting({**value, **current.value}, f"{current.source} over {source}")
         return Config(settings)
+
+    def refuse(self, path: str, reason: str) -> UsageError:
+        """A value that parsed but cannot work (an unknown env, an algorithm that does not fit the action
+        space): the same one-line shape as a bad value, naming the option and where it came from."""
+        value = self[path]
+        shown = list(value) if isinstance(value, tuple) else value
+        return UsageError(f"option {path} from {self.source(path)}: {shown!r} {reason}")
 
     def replace(self, path: str, value: Any, source: str) -> Config:
         settings = dict(self.settings)

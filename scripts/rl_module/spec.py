@@ -61,6 +61,8 @@ class Feature:
 @dataclass(frozen=True)
 class Spec:
     features: tuple[Feature, ...]
+    # (algorithm, envId) -> {option path: value}: tuned hyperparameters (Modules/.../RL/Presets).
+    presets: dict[tuple[str, str], dict[str, Any]]
 
     def options(self, keys: tuple[str, ...] | None = None) -> Iterator[Option]:
         for feature in self.features:
@@ -105,7 +107,12 @@ def load() -> Spec:
             for o in f["options"]
         )
         features.append(Feature(f["name"], f["key"], f["module"], f["binding"], options))
-    return Spec(tuple(features))
+    types = {o.path: o.type for f in features for o in f.options}
+    presets = {
+        (p["algorithm"], p["envId"]): {path: coerce(value, types[path]) for path, value in p["options"].items()}
+        for p in raw["presets"]
+    }
+    return Spec(tuple(features), presets)
 
 
 def _constructor(type_: Any) -> tuple[str, Any]:
@@ -211,6 +218,8 @@ def to_nix(value: Any) -> str:
         return "null"
     if isinstance(value, (list, tuple)):
         return "[ " + " ".join(to_nix(v) for v in value) + " ]"
+    if isinstance(value, dict):
+        return "{ " + "".join(f"{k} = {to_nix(v)}; " for k, v in sorted(value.items())) + "}"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return json.dumps(value)

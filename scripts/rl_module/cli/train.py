@@ -3,17 +3,62 @@
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Sequence
 
 from ..config import ALL_FEATURES, Command, Config
-from . import Failure, run
+from . import run
 
 
 def _train(config: Config, args: argparse.Namespace) -> int:
-    raise Failure("training is not built yet")
+    from .. import logs, train
+
+    logs.setup(config)
+    plan = train.prepare(config)  # every check before any work: a bad option exits 2 here
+    result = train.train(plan)
+    print(json.dumps(result.as_dict()) if args.json else summary(result))
+    return 0
 
 
-COMMAND = Command(prog="rl-train", description=__doc__.splitlines()[0], features=ALL_FEATURES, action=_train)
+def summary(result: object) -> str:
+    """One screen: where the model is and how good and how fast it was."""
+    r = result.as_dict()  # type: ignore[attr-defined]
+    e = r["evaluation"]
+    lines = [
+        f"rl-train: {r['algorithm']} on {r['env_id']}, run {r['run_id']}",
+        f"  model        {r['model_path']}",
+        f"  timesteps    {r['timesteps']:,}",
+        f"  reward       {e['mean_reward']:.2f} ± {e['std_reward']:.2f} over {e['episodes']} episodes"
+        f" ({'deterministic' if e['deterministic'] else 'stochastic'})",
+        f"  episode len  {e['mean_episode_length']:.1f}",
+        f"  wall time    {r['wall_time']:.1f} s (learning {r['train_time']:.1f} s)",
+        f"  fps          {r['fps']:,.0f}",
+        f"  seed         {r['seed']}",
+    ]
+    if r["threshold"] is not None:
+        if r["threshold_reached_at"] is not None:
+            when = r["threshold_reached_at"] - r["started_at"]
+            reached = f"reached at {r['threshold_reached_steps']:,} steps, {when:.1f} s in"
+            if r["stopped_early"]:
+                reached += "; training stopped there"
+        else:
+            reached = "not reached"
+        lines.append(f"  threshold    {r['threshold']:g}: {reached}")
+    return "\n".join(lines)
+
+
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the result as JSON instead of the summary")
+
+
+def _layer(config: Config) -> Config:
+    from ..train import apply_preset
+
+    return apply_preset(config)
+
+
+COMMAND = Command(prog="rl-train", description=__doc__.splitlines()[0], features=ALL_FEATURES, action=_train,
+                  add_arguments=_arguments, layer=_layer)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,9 +13,15 @@
     example = "CnnPolicy";
   };
   netArch = {
-    type = { listOf = "ints.positive"; };
-    default = [ 64 64 ];
-    description = "Hidden layer sizes of the policy and value networks.";
+    type = { nullOr = { listOf = "ints.positive"; }; };
+    default = null;
+    description = "Hidden layer sizes of the policy and value networks; null keeps the algorithm's own (64,64 or 256,256 for SAC/TD3).";
     example = [ 256 256 ];
+  };
+  kwargs = {
+    type = "attrs";
+    default = { };
+    description = "Further keyword arguments of the algorithm (n_steps, ent_coef, buffer_size, ...), as JSON; merged over the preset's.";
+    example = { n_steps = 1024; ent_coef = 0.01; };
   };
 }

@@ -18,4 +18,16 @@
     description = "Random seed for environments, networks and sampling; null picks one and records it.";
     example = 42;
   };
+  kwargs = {
+    type = "attrs";
+    default = { };
+    description = "Keyword arguments for the environment's constructor (gymnasium.make), as JSON.";
+    example = { continuous = true; };
+  };
+  vecEnv = {
+    type = { enum = [ "dummy" "subproc" ]; };
+    default = "dummy";
+    description = "Step the copies in this process (dummy), or each in its own process (subproc; pays off for slow envs).";
+    example = "subproc";
+  };
 }

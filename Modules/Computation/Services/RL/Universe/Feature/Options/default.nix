@@ -12,4 +12,10 @@
     description = "Size of the feature vector the encoder produces; null keeps the encoder's own default.";
     example = 256;
   };
+  customClass = {
+    type = { nullOr = "nonEmptyStr"; };
+    default = null;
+    description = "The `package.module:Class` of your BaseFeaturesExtractor, for encoder = custom.";
+    example = "my_package.encoders:GraphEncoder";
+  };
 }

@@ -26,4 +26,40 @@
     description = "Discount factor.";
     example = 0.98;
   };
+  preset = {
+    type = "bool";
+    default = true;
+    description = "Start from the tuned hyperparameters for this algorithm and env when there are some; what you set wins.";
+    example = false;
+  };
+  evalFreq = {
+    type = "ints.unsigned";
+    default = 10000;
+    description = "Evaluate every this many environment steps during training; 0 evaluates only at the end.";
+    example = 25000;
+  };
+  stopOnReward = {
+    type = "bool";
+    default = false;
+    description = "End training as soon as a periodic evaluation reaches registry.minReward (or the env's reward threshold).";
+    example = true;
+  };
+  threads = {
+    type = "ints.positive";
+    default = 1;
+    description = "Torch threads for training on the CPU (one is fastest for small networks).";
+    example = 4;
+  };
+  device = {
+    type = { enum = [ "auto" "cpu" "cuda" "mps" ]; };
+    default = "auto";
+    description = "Torch device for training; auto takes the GPU for CNN policies when there is one, else the CPU.";
+    example = "cuda";
+  };
+  progressBar = {
+    type = { nullOr = "bool"; };
+    default = null;
+    description = "Show a progress bar; null shows one when the output is a terminal.";
+    example = false;
+  };
 }

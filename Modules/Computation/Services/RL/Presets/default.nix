@@ -1,0 +1,64 @@
+# Tuned hyperparameters per algorithm and environment, after RL Baselines3 Zoo's hyperparams/*.yml.
+# A preset sets options of the Universe (checked against it by lib/universe.nix); a user's own setting —
+# from Nix, the environment or a flag — always wins over it, and agent.kwargs merge key by key.
+# Turn presets off with train.preset = false.
+{
+  ppo = {
+    "CartPole-v1" = {
+      env.nEnvs = 8;
+      train = { totalTimesteps = 100000; batchSize = 256; gamma = 0.98; learningRate = "lin_1e-3"; };
+      agent.kwargs = { n_steps = 32; gae_lambda = 0.8; n_epochs = 20; ent_coef = 0.0; clip_range = "lin_0.2"; };
+    };
+    "LunarLander-v3" = {
+      env.nEnvs = 16;
+      train = { totalTimesteps = 1000000; batchSize = 64; gamma = 0.999; };
+      agent.kwargs = { n_steps = 1024; gae_lambda = 0.98; n_epochs = 4; ent_coef = 0.01; };
+    };
+    "Pendulum-v1" = {
+      env.nEnvs = 4;
+      train = { totalTimesteps = 100000; gamma = 0.9; learningRate = "1e-3"; };
+      agent.kwargs = { n_steps = 1024; gae_lambda = 0.95; n_epochs = 10; ent_coef = 0.0; clip_range = 0.2; use_sde = true; sde_sample_freq = 4; };
+    };
+  };
+  a2c = {
+    "CartPole-v1" = {
+      env.nEnvs = 8;
+      train.totalTimesteps = 500000;
+      agent.kwargs = { ent_coef = 0.0; };
+    };
+    "LunarLander-v3" = {
+      env.nEnvs = 8;
+      train = { totalTimesteps = 200000; gamma = 0.995; learningRate = "lin_8.3e-4"; };
+      agent.kwargs = { n_steps = 5; ent_coef = 0.00001; };
+    };
+  };
+  dqn = {
+    "CartPole-v1" = {
+      train = { totalTimesteps = 50000; learningRate = "2.3e-3"; batchSize = 64; gamma = 0.99; };
+      agent.netArch = [ 256 256 ];
+      agent.kwargs = {
+        buffer_size = 100000; learning_starts = 1000; target_update_interval = 10; train_freq = 256;
+        gradient_steps = 128; exploration_fraction = 0.16; exploration_final_eps = 0.04;
+      };
+    };
+    "LunarLander-v3" = {
+      train = { totalTimesteps = 100000; learningRate = "6.3e-4"; batchSize = 128; gamma = 0.99; };
+      agent.netArch = [ 256 256 ];
+      agent.kwargs = {
+        buffer_size = 50000; learning_starts = 0; target_update_interval = 250; train_freq = 4;
+        gradient_steps = -1; exploration_fraction = 0.12; exploration_final_eps = 0.1;
+      };
+    };
+  };
+  sac = {
+    "Pendulum-v1" = {
+      train = { totalTimesteps = 20000; learningRate = "1e-3"; };
+    };
+  };
+  td3 = {
+    "Pendulum-v1" = {
+      train = { totalTimesteps = 20000; gamma = 0.98; };
+      agent.kwargs = { buffer_size = 200000; learning_starts = 10000; noise_type = "normal"; noise_std = 0.1; };
+    };
+  };
+}

@@ -1,0 +1,134 @@
+"""Agent: the stable-baselines3 algorithm and its policy, checked against the environment's spaces
+before anything is built."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .config import Config, UsageError
+from .env import describe
+
+if TYPE_CHECKING:
+    import gymnasium as gym
+    from stable_baselines3.common.base_class import BaseAlgorithm
+    from stable_baselines3.common.vec_env import VecEnv
+
+CLASSES = {"ppo": "PPO", "a2c": "A2C", "dqn": "DQN", "sac": "SAC", "td3": "TD3"}
+# Action spaces each algorithm can act in (stable-baselines3's own support table).
+ACTION_SPACES = {
+    "ppo": ("Box", "Discrete", "MultiDiscrete", "MultiBinary"),
+    "a2c": ("Box", "Discrete", "MultiDiscrete", "MultiBinary"),
+    "dqn": ("Discrete",),
+    "sac": ("Box",),
+    "td3": ("Box",),
+}
+SUGGESTION = {"Box": "sac, td3, ppo or a2c", "Discrete": "ppo, a2c or dqn"}
+OFF_POLICY = ("dqn", "sac", "td3")
+
+
+def algorithm_class(name: str) -> type[BaseAlgorithm]:
+    module = importlib.import_module("stable_baselines3")
+    cls: type[BaseAlgorithm] = getattr(module, CLASSES[name])
+    return cls
+
+
+def check(config: Config, observation_space: gym.Space[Any], action_space: gym.Space[Any]) -> None:
+    """Refuse an algorithm or policy that cannot work with these spaces, before training starts."""
+    import gymnasium as gym
+    from stable_baselines3.common.preprocessing import is_image_space
+
+    algorithm, space = config.agent.algorithm, type(action_space).__name__
+    actions, observations = describe(action_space), describe(observation_space)
+    if space not in ACTION_SPACES[algorithm]:
+        fits = SUGGESTION.get(space, ", ".join(a for a, spaces in ACTION_SPACES.items() if space in spaces))
+        raise config.refuse("agent.algorithm", f"cannot act in a {space} action space ({actions}); use {fits}")
+    policy, dict_obs = config.agent.policyType, isinstance(observation_space, gym.spaces.Dict)
+    if dict_obs != (policy == "MultiInputPolicy"):
+        need = "MultiInputPolicy" if dict_obs else "MlpPolicy or CnnPolicy"
+        raise config.refuse("agent.policyType", f"does not fit observations {observations}; use {need}")
+    if policy == "CnnPolicy" and config.feature.encoder == "cnn" and not is_image_space(observation_space):
+        raise config.refuse("agent.policyType", f"needs image observations, and these are {observations}")
+    if algorithm == "a2c" and config.source("train.batchSize") != "default":
+        raise config.refuse("train.batchSize", "does not apply to a2c (it learns from each whole rollout)")
+    _check_kwargs(config)
+
+
+# Keywords taken by build() itself or by RL Zoo's noise spelling, not by the algorithm's constructor.
+_OWN_KWARGS = {"noise_type", "noise_std"}
+
+
+def _check_kwargs(config: Config) -> None:
+    import inspect
+
+    cls = algorithm_class(config.agent.algorithm)
+    accepted = set(inspect.signature(cls.__init__).parameters) | _OWN_KWARGS
+    unknown = sorted(set(config.agent.kwargs) - accepted)
+    if unknown:
+        import difflib
+
+        hints = [f"{k} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(k, accepted, n=1)) else k
+                 for k in unknown]
+        raise config.refuse("agent.kwargs", f"names keywords {cls.__name__} does not take: {', '.join(hints)}")
+
+
+def schedule(text: str | float) -> Any:
+    """A learning rate (or clip range) as written in options and presets: 3e-4, "3e-4", or "lin_1e-3"
+    for a linear decay to zero over training, as RL Zoo writes them."""
+    from stable_baselines3.common.utils import LinearSchedule
+
+    if isinstance(text, str) and text.startswith("lin_"):
+        return LinearSchedule(float(text.removeprefix("lin_")), 0.0, 1.0)
+    return float(text)
+
+
+def _algorithm_kwargs(config: Config, action_space: gym.Space[Any]) -> dict[str, Any]:
+    import numpy as np
+
+    kwargs = dict(config.agent.kwargs)
+    for key in ("clip_range", "clip_range_vf"):
+        if isinstance(kwargs.get(key), str):
+            kwargs[key] = schedule(kwargs[key])
+    # RL Zoo's spelling of action noise (TD3/SAC): noise_type + noise_std.
+    noise_type, noise_std = kwargs.pop("noise_type", None), kwargs.pop("noise_std", 0.1)
+    if noise_type is not None:
+        from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise
+
+        noises = {"normal": NormalActionNoise, "ornstein-uhlenbeck": OrnsteinUhlenbeckActionNoise}
+        if noise_type not in noises:
+            raise config.refuse("agent.kwargs", f"names noise_type {noise_type!r}; use normal or ornstein-uhlenbeck")
+        size = action_space.shape[-1] if action_space.shape else 1
+        kwargs["action_noise"] = noises[noise_type](mean=np.zeros(size), sigma=noise_std * np.ones(size))
+    return kwargs
+
+
+def build(config: Config, venv: VecEnv, policy_kwargs: dict[str, Any], *, seed: int, device: str,
+          verbose: int = 0) -> BaseAlgorithm:
+    """The algorithm, with the Universe's options and agent.kwargs (unknown keywords are refused)."""
+    algorithm = config.agent.algorithm
+    policy_kwargs = dict(policy_kwargs)
+    if config.agent.netArch is not None:
+        policy_kwargs["net_arch"] = list(config.agent.netArch)
+    kwargs: dict[str, Any] = {
+        "learning_rate": schedule(config.train.learningRate),
+        "gamma": config.train.gamma,
+        "seed": seed,
+        "device": device,
+        "verbose": verbose,
+        "policy_kwargs": policy_kwargs,
+    }
+    if algorithm != "a2c":
+        kwargs["batch_size"] = config.train.batchSize
+    kwargs.update(_algorithm_kwargs(config, venv.action_space))
+    cls = algorithm_class(algorithm)
+    try:
+        return cls(config.agent.policyType, venv, **kwargs)
+    except TypeError as error:  # an unknown keyword
+        raise config.refuse("agent.kwargs", f"does not fit {cls.__name__}: {error}") from None
+    except ValueError as error:  # SB3's own checks of the combination
+        raise UsageError(f"{cls.__name__} refuses these settings: {error}") from None
+
+
+def load(path: str | Path, algorithm: str, device: str = "auto") -> BaseAlgorithm:
+    return algorithm_class(algorithm).load(str(path), device=device)

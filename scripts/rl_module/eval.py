@@ -1,0 +1,64 @@
+"""Eval: stable-baselines3's evaluate_policy over Eval's episodes, on a copy of the training env (with
+its frame stacking and frozen normalization statistics)."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import agent, env, obs
+from .config import Config, UsageError
+
+if TYPE_CHECKING:
+    from stable_baselines3.common.base_class import BaseAlgorithm
+    from stable_baselines3.common.vec_env import VecEnv
+
+# Episodes run side by side (one batched predict per step); more copies cost memory, not speed.
+MAX_EVAL_ENVS = 16
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    mean_reward: float
+    std_reward: float
+    mean_episode_length: float
+    episodes: int
+    deterministic: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def eval_env(config: Config, seed: int | None) -> VecEnv:
+    """Copies of the environment for evaluation, stepped in this process."""
+    return env.make(config, n_envs=min(config.eval.episodes, MAX_EVAL_ENVS), seed=seed, vec_env="dummy")
+
+
+def evaluate(model: BaseAlgorithm, venv: VecEnv, episodes: int, deterministic: bool) -> EvalResult:
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    rewards, lengths = evaluate_policy(model, venv, n_eval_episodes=episodes, deterministic=deterministic,
+                                       return_episode_rewards=True, warn=False)
+    rewards_list = [float(r) for r in rewards]  # type: ignore[union-attr]
+    lengths_list = [float(n) for n in lengths]  # type: ignore[union-attr]
+    return EvalResult(
+        mean_reward=statistics.fmean(rewards_list),
+        std_reward=statistics.pstdev(rewards_list),
+        mean_episode_length=statistics.fmean(lengths_list),
+        episodes=len(rewards_list),
+        deterministic=deterministic,
+    )
+
+
+def evaluate_file(config: Config, model_path: str | Path) -> EvalResult:
+    """Load a saved model (with its normalization statistics) and evaluate it."""
+    if not Path(model_path).is_file():
+        raise UsageError(f"no model file at {model_path}")
+    venv = obs.restore(eval_env(config, config.env.seed), config, model_path)
+    try:
+        model = agent.load(model_path, config.agent.algorithm, device="cpu")
+        return evaluate(model, venv, config.eval.episodes, config.eval.deterministic)
+    finally:
+        venv.close()
