@@ -5,21 +5,25 @@ let
   values = import ./values.nix;
   inherit (values) toEnv toNix;
   lines = builtins.concatStringsSep "\n";
-  # A configuration is { env = { envId = ...; }; ... }: any option it leaves out keeps its default.
-  valueIn = config: feature: o: (config.${feature.key} or { }).${o.name} or o.default;
   # A "|" inside a Markdown table cell must be escaped, even within backticks.
   cell = builtins.replaceStrings [ "|" ] [ "\\|" ];
   forOptions = universe: f: builtins.concatMap (feature: map (f feature) feature.options) universe.features;
 in
 {
-  # { RL_ENV_ENV_ID = "CartPole-v1"; ... } for every option of the Universe whose value is not null.
-  # A null is left unset rather than spelled "null": every nullable option defaults to null, and an
+  # { RL_ENV_N_ENVS = "8"; ... } for the options a configuration sets (null ones are left unset).
+  # Only what the configuration sets: an option left out keeps its default or gets a training preset,
+  # exactly as when the variable is unset; a null is left unset rather than spelled "null", since an
   # OTEL_* variable set to "null" would mislead other OpenTelemetry tools in the same environment.
   envVars = universe: config:
-    builtins.listToAttrs (builtins.filter (e: e.value != null) (forOptions universe (feature: o: {
-      name = o.env;
-      value = let v = valueIn config feature o; in if v == null then null else toEnv v;
-    })));
+    builtins.listToAttrs (builtins.concatMap
+      (feature: builtins.concatMap
+        (o:
+          let set = config.${feature.key} or { }; in
+          if set ? ${o.name} && set.${o.name} != null
+          then [ { name = o.env; value = toEnv set.${o.name}; } ]
+          else [ ])
+        feature.options)
+      universe.features);
 
   # [ { path = "env.envId"; flag = "--env-id"; negFlag = null; } ... ]
   flagTable = universe: forOptions universe (feature: o: { inherit (o) path flag negFlag; });

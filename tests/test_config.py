@@ -3,6 +3,7 @@ with the Nix renderer, precedence holds, and every bad value is one clear line w
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -20,8 +21,12 @@ SPEC = spec_module.load()
 OPTIONS = list(SPEC.options())
 
 
+# rl-train without its training presets: the option space alone.
+PLAIN = dataclasses.replace(TRAIN, layer=None)
+
+
 def configure(argv: list[str], environ: dict[str, str]) -> Config:
-    config, _ = TRAIN.configure(argv, environ)
+    config, _ = PLAIN.configure(argv, environ)
     return config
 
 
@@ -82,12 +87,13 @@ def test_nix_rendered_env_and_the_same_values_as_flags_give_the_same_configurati
         assert from_flags.source(o.path).startswith("flag --")
 
 
-def test_defaults_rendered_by_nix_parse_back_to_the_defaults(nix):
-    environ = nix("-E", f"let rl = import ./lib; in rl.envVars (rl.read ./{MODULE_DIR}) {{ }}")
+def test_nix_renders_only_what_a_configuration_sets(nix):
+    environ = nix("-E", f"let rl = import ./lib; in rl.envVars (rl.read ./{MODULE_DIR}) "
+                        "{ train.gamma = 0.95; metrics.enable = false; env.seed = null; }")
+    # Left-out options stay unset (so defaults and presets apply); a null is left unset, not spelled out.
+    assert environ == {"RL_TRAIN_GAMMA": "0.95", "RL_METRICS_ENABLE": "false"}
     config = configure([], environ)
-    assert config == configure([], {})
-    # A null default is left unset rather than spelled out.
-    assert "RL_ENV_SEED" not in environ and "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT" not in environ
+    assert config.values() == configure(["--gamma", "0.95"], {}).values()
 
 
 def test_precedence_default_then_environment_then_flag():

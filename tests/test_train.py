@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -187,9 +188,9 @@ def test_the_default_command_trains_cartpole_past_the_seed_threshold(tmp_path):
     """The README's `./dev train`: no flags at all."""
     result = command("rl-train", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    reward = float(result.stdout.split("reward")[1].split("±")[0])
+    reward = float(re.search(r"^  reward\s+([-\d.]+) ±", result.stdout, re.M).group(1))  # type: ignore[union-attr]
     assert reward >= 195, result.stdout
-    model = tmp_path / result.stdout.split("model")[1].split()[0]
+    model = tmp_path / re.search(r"^  model\s+(\S+)$", result.stdout, re.M).group(1)  # type: ignore[union-attr]
     assert model.is_file()
     evaluated = command("rl-eval", "--model-path", str(model), "--json", cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr

@@ -1,0 +1,26 @@
+"""Shared by the benchmarks: the project's preset hyperparameters, rendered for raw stable-baselines3."""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+from rl_module.agent import schedule
+from rl_module.spec import load
+
+
+def preset_kwargs(algorithm: str, env_id: str) -> tuple[int, dict[str, Any]]:
+    """(n_envs, keyword arguments of the SB3 class) for a preset, exactly as rl-train builds them."""
+    preset = load().presets[(algorithm, env_id)]
+    kwargs: dict[str, Any] = dict(preset.get("agent.kwargs", {}))
+    for key in ("clip_range", "clip_range_vf"):
+        if isinstance(kwargs.get(key), str):
+            kwargs[key] = schedule(kwargs[key])
+    kwargs["learning_rate"] = schedule(preset.get("train.learningRate", "3e-4"))
+    kwargs["gamma"] = preset.get("train.gamma", 0.99)
+    kwargs["batch_size"] = preset.get("train.batchSize", 64)
+    return int(preset.get("env.nEnvs", 1)), kwargs
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
