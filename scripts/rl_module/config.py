@@ -25,6 +25,10 @@ class UsageError(Exception):
     """Bad usage or a bad value: the command prints the message on one line and exits 2."""
 
 
+class Failure(Exception):
+    """An expected failure the user should read about (an invalid model, nothing to load): exit 1."""
+
+
 class ConfigError(UsageError):
     def __init__(self, option: Option, source: str, value: str, reason: str | None = None) -> None:
         self.option = option
@@ -75,6 +79,12 @@ class Config:
 
     def source(self, path: str) -> str:
         return self.settings[path].source
+
+    def given(self, path: str) -> Any:
+        """The value when someone set it (environment, flag, Nix), else None: for filters that apply
+        only when asked for."""
+        setting = self.settings[path]
+        return None if setting.source == DEFAULT or setting.source.startswith("preset") else setting.value
 
     def values(self) -> dict[str, dict[str, Any]]:
         """{feature: {option: value}}, JSON-ready."""

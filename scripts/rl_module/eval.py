@@ -4,12 +4,14 @@ its frame stacking and frozen normalization statistics)."""
 from __future__ import annotations
 
 import statistics
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import agent, env, obs
 from .config import Config, UsageError
+from .registry import Evaluation
 
 if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm
@@ -27,8 +29,18 @@ class EvalResult:
     episodes: int
     deterministic: bool
 
+    @classmethod
+    def of(cls, rewards: Sequence[float], lengths: Sequence[float], deterministic: bool) -> EvalResult:
+        rewards, lengths = [float(r) for r in rewards], [float(n) for n in lengths]
+        return cls(mean_reward=statistics.fmean(rewards), std_reward=statistics.pstdev(rewards),
+                   mean_episode_length=statistics.fmean(lengths), episodes=len(rewards),
+                   deterministic=deterministic)
+
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def as_registry(self) -> Evaluation:
+        return Evaluation(self.mean_reward, self.std_reward, self.mean_episode_length, self.episodes)
 
 
 def eval_env(config: Config, seed: int | None) -> VecEnv:
@@ -41,15 +53,7 @@ def evaluate(model: BaseAlgorithm, venv: VecEnv, episodes: int, deterministic: b
 
     rewards, lengths = evaluate_policy(model, venv, n_eval_episodes=episodes, deterministic=deterministic,
                                        return_episode_rewards=True, warn=False)
-    rewards_list = [float(r) for r in rewards]  # type: ignore[union-attr]
-    lengths_list = [float(n) for n in lengths]  # type: ignore[union-attr]
-    return EvalResult(
-        mean_reward=statistics.fmean(rewards_list),
-        std_reward=statistics.pstdev(rewards_list),
-        mean_episode_length=statistics.fmean(lengths_list),
-        episodes=len(rewards_list),
-        deterministic=deterministic,
-    )
+    return EvalResult.of(rewards, lengths, deterministic)  # type: ignore[arg-type]
 
 
 def evaluate_file(config: Config, model_path: str | Path) -> EvalResult:

@@ -135,7 +135,7 @@ def run_config(model_path: str | Path) -> tuple[str, dict[str, Any]] | None:
     return None
 
 
-def checkpoint_callback(run: Run, every: int, on_saved: Callable[[SavedModel], None] | None = None) -> Any:
+def checkpoint_callback(run: Run, every: int, on_saved: Callable[[SavedModel], object] | None = None) -> Any:
     """A stable-baselines3 callback saving a checkpoint every `every` environment steps, atomically.
     (SB3's CheckpointCallback writes in place: a crash mid-write would leave a partial file.)"""
     from stable_baselines3.common.callbacks import BaseCallback

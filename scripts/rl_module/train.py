@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import agent, env, eval, obs, store
+from . import agent, env, eval, obs, registry, store
 from .config import Config
 from .env import EnvInfo
 from .spec import load as load_spec
@@ -107,6 +107,9 @@ class TrainResult:
     threshold_reached_at: float | None = None  # wall-clock time a model reaching the threshold was saved
     threshold_reached_steps: int | None = None
     evaluations: list[dict[str, float]] = field(default_factory=list)
+    model_id: int | None = None  # the final model's registry id
+    validated: bool | None = None
+    failing_rules: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -143,16 +146,18 @@ def _on_new_best(run: store.Run, threshold: float | None, stop: bool, tracker: _
     return OnNewBest()
 
 
-def _after_eval(tracker: _EvalTracker) -> Any:
+def _after_eval(tracker: _EvalTracker, recorder: registry.Recorder | None) -> Any:
     from stable_baselines3.common.callbacks import BaseCallback
 
     class RecordEvaluation(BaseCallback):
         def _on_step(self) -> bool:
-            parent = self.parent
-            tracker.history.append({"timesteps": float(self.num_timesteps),
-                                    "mean_reward": float(parent.last_mean_reward)})  # type: ignore[union-attr]
-            log.info("evaluation at %d steps: mean reward %.2f", self.num_timesteps,
-                     parent.last_mean_reward)  # type: ignore[union-attr]
+            parent: Any = self.parent
+            result = eval.EvalResult.of(parent.evaluations_results[-1], parent.evaluations_length[-1],
+                                        deterministic=parent.deterministic)
+            tracker.history.append({"timesteps": float(self.num_timesteps), "mean_reward": result.mean_reward})
+            log.info("evaluation at %d steps: mean reward %.2f", self.num_timesteps, result.mean_reward)
+            if recorder is not None:
+                recorder.evaluation(self.num_timesteps, result.as_registry())
             return True
 
     return RecordEvaluation()
@@ -183,14 +188,19 @@ def train(plan: Plan) -> TrainResult:
         model = agent.build(config, venv, plan.policy_kwargs, seed=plan.seed, device=plan.device)
         run = store.new_run(config)
         with logs.to_file(run.directory / "train.log"):
-            return _learn(plan, model, run, venv, eval_venv, started)
+            recorder = registry.Recorder(config, run.id) if config.registry.enable else None
+            try:
+                return _learn(plan, model, run, venv, eval_venv, started, recorder)
+            finally:
+                if recorder is not None:
+                    recorder.close()
     finally:
         venv.close()
         eval_venv.close()
 
 
 def _learn(plan: Plan, model: BaseAlgorithm, run: store.Run, venv: VecEnv, eval_venv: VecEnv,
-           started: float) -> TrainResult:
+           started: float, recorder: registry.Recorder | None) -> TrainResult:
     from stable_baselines3.common.callbacks import EvalCallback
     from stable_baselines3.common.logger import configure
 
@@ -202,13 +212,14 @@ def _learn(plan: Plan, model: BaseAlgorithm, run: store.Run, venv: VecEnv, eval_
     tracker = _EvalTracker()
     callbacks: list[Any] = []
     if config.store.checkpointFreq > 0:
-        callbacks.append(store.checkpoint_callback(run, config.store.checkpointFreq))
+        on_saved = (lambda saved: recorder.checkpoint(saved.path, saved.sha256, saved.timesteps)) if recorder else None
+        callbacks.append(store.checkpoint_callback(run, config.store.checkpointFreq, on_saved))
     if config.train.evalFreq > 0:
         callbacks.append(EvalCallback(
             eval_venv, n_eval_episodes=config.eval.episodes, deterministic=config.eval.deterministic,
             eval_freq=max(config.train.evalFreq // config.env.nEnvs, 1), log_path=str(run.directory),
             callback_on_new_best=_on_new_best(run, plan.threshold, config.train.stopOnReward, tracker),
-            callback_after_eval=_after_eval(tracker), verbose=0, warn=False,
+            callback_after_eval=_after_eval(tracker, recorder), verbose=0, warn=False,
         ))
     learn_started = time.perf_counter()
     model.learn(total_timesteps=config.train.totalTimesteps, callback=callbacks, progress_bar=_progress_bar(config))
@@ -216,6 +227,9 @@ def _learn(plan: Plan, model: BaseAlgorithm, run: store.Run, venv: VecEnv, eval_
     saved = store.save_model(model, run.model_path, venv)
     log.info("model saved: %s (%d steps)", saved.path, saved.timesteps)
     result = _evaluate_final(model, config, run.model_path, plan.seed)
+    validation = None
+    if recorder is not None:
+        validation = recorder.final(saved.path, saved.sha256, saved.timesteps, result.as_registry())
     if plan.threshold is not None and tracker.reached_at is None and result.mean_reward >= plan.threshold:
         tracker.reached_at, tracker.reached_steps = time.time(), saved.timesteps
     outcome = TrainResult(
@@ -226,6 +240,8 @@ def _learn(plan: Plan, model: BaseAlgorithm, run: store.Run, venv: VecEnv, eval_
         fps=saved.timesteps / train_time if train_time > 0 else 0.0, threshold=plan.threshold,
         stopped_early=tracker.stopped, threshold_reached_at=tracker.reached_at,
         threshold_reached_steps=tracker.reached_steps, evaluations=tracker.history,
+        model_id=validation.model_id if validation else None, validated=validation.valid if validation else None,
+        failing_rules=validation.failing() if validation else [],
     )
     store.write_json(run.directory / store.RESULT_FILE, outcome.as_dict())
     log.info("run %s finished: mean reward %.2f +/- %.2f", run.id, result.mean_reward, result.std_reward)

@@ -14,16 +14,14 @@ import time
 import traceback
 from collections.abc import Mapping, Sequence
 
-from ..config import Command, UsageError, print_config
+from ..config import Command, Failure, UsageError, print_config
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
-
-class Failure(Exception):
-    """An expected failure the user should read about (exit 1)."""
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "Failure", "run"]
 
 
 def run(command: Command, argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:

@@ -1,4 +1,5 @@
-"""rl-eval: evaluate a trained model."""
+"""rl-eval: evaluate a model (by --model-path, --model-id or --load-best); a registry model gets its
+results written back and is validated again."""
 
 from __future__ import annotations
 
@@ -11,31 +12,33 @@ from . import run
 
 
 def _eval(config: Config, args: argparse.Namespace) -> int:
-    from .. import eval, logs, store
+    from .. import eval, infer, logs
+    from ..registry import Registry, rules_for
+    from .registry_validate import report
 
     logs.setup(config)
-    model_path = config.infer.modelPath
-    if model_path is None:
-        raise UsageError("name a model: --model-path PATH (infer.modelPath)")
-    # The model's own run says which env, wrappers and algorithm it was trained with; what the user
-    # sets explicitly still wins.
-    found = store.run_config(model_path)
-    if found is not None:
-        run_id, values = found
-        config = config.with_layer({k: v for k, v in values.items() if k.split(".")[0] in
-                                    ("env", "obs", "agent", "feature")}, f"run {run_id}")
-    result = eval.evaluate_file(config, model_path)
-    if args.json:
-        print(json.dumps({"model_path": str(model_path), **result.as_dict()}))
-    else:
-        print(f"rl-eval: {config.agent.algorithm} on {config.env.envId}: {model_path}\n"
-              f"  reward       {result.mean_reward:.2f} ± {result.std_reward:.2f} over {result.episodes} episodes"
-              f" ({'deterministic' if result.deterministic else 'stochastic'})\n"
-              f"  episode len  {result.mean_episode_length:.1f}")
+    if not args.load_best and config.infer.modelPath is None and config.infer.modelId is None:
+        raise UsageError("name a model: --model-path PATH, --model-id ID or --load-best")
+    located = infer.locate(config, load_best=args.load_best)
+    config = located.config
+    result = eval.evaluate_file(config, located.path)
+    output: dict[str, object] = {"model_path": str(located.path), **result.as_dict()}
+    text = (f"rl-eval: {config.agent.algorithm} on {config.env.envId}: {located.path}\n"
+            f"  reward       {result.mean_reward:.2f} ± {result.std_reward:.2f} over {result.episodes} episodes"
+            f" ({'deterministic' if result.deterministic else 'stochastic'})\n"
+            f"  episode len  {result.mean_episode_length:.1f}")
+    if located.model is not None:
+        with Registry(config.registry.dbPath) as registry:
+            registry.set_evaluation(located.model.id, result.as_registry())
+            validation = registry.validate(located.model.id, rules_for(config, located.model.env_id))
+        output["validation"] = validation.as_dict()
+        text += "\n" + report(validation, str(located.path))
+    print(json.dumps(output) if args.json else text)
     return 0
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--load-best", action="store_true", help="the registry's best validated model")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 

@@ -1,19 +1,54 @@
-"""rl-infer: answer observations with a trained model's actions."""
+"""rl-infer: answer observations with a model's actions — JSON lines in (stdin, or --obs), JSON lines out.
+
+Each input line is one observation or a batch of them; each output line is the action (or the batch of
+actions). A line that is not a valid observation gets {"error": "..."} in its place, so that output
+lines stay paired with input lines, and the command exits 2 at the end.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 from collections.abc import Sequence
 
 from ..config import ALL_FEATURES, Command, Config
-from . import Failure, run
+from . import EXIT_OK, EXIT_USAGE, run
 
 
 def _infer(config: Config, args: argparse.Namespace) -> int:
-    raise Failure("rl-infer is not built yet")
+    from .. import infer, logs
+
+    logs.setup(config)
+    located = infer.locate(config, load_best=args.load_best)
+    predictor = infer.Predictor(located, device=config.infer.device)
+    where = f"registry model {located.model.id}" if located.model else "file"
+    print(f"rl-infer: {located.config.agent.algorithm} on {located.config.env.envId}, {where} {located.path}",
+          file=sys.stderr)
+    lines = [args.obs] if args.obs is not None else sys.stdin
+    failed = 0
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            answer = predictor.predict(json.loads(line))
+        except ValueError as error:  # malformed JSON, or an observation of the wrong shape or type
+            failed += 1
+            print(f"rl-infer: line {number}: {error}", file=sys.stderr)
+            print(json.dumps({"error": str(error)}), flush=True)
+            continue
+        print(json.dumps(answer), flush=True)
+    return EXIT_USAGE if failed else EXIT_OK
 
 
-COMMAND = Command(prog="rl-infer", description=__doc__.splitlines()[0], features=ALL_FEATURES, action=_infer)
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--load-best", action="store_true",
+                        help="the registry's best validated model (the default when no model is named)")
+    parser.add_argument("--obs", metavar="JSON", help="one observation (or a batch) instead of stdin")
+
+
+COMMAND = Command(prog="rl-infer", description=__doc__.splitlines()[0], features=ALL_FEATURES, action=_infer,
+                  add_arguments=_arguments)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

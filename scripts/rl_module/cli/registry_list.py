@@ -1,21 +1,63 @@
-"""rl-registry-list: list the models in the registry."""
+"""rl-registry-list: list the models in the registry, best mean reward first."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import time
 from collections.abc import Sequence
 
 from ..config import Command, Config
-from . import Failure, run
+from ..registry import Model, Registry
+from . import run
 
 
-def _registry_list(config: Config, args: argparse.Namespace) -> int:
-    raise Failure("rl-registry-list is not built yet")
+def _list(config: Config, args: argparse.Namespace) -> int:
+    with Registry(config.registry.dbPath) as registry:
+        models = registry.models(validated=args.validated, env_id=config.given("env.envId"),
+                                 algorithm=config.given("agent.algorithm"), limit=args.top_n)
+    if args.json:
+        print(json.dumps([m.as_dict() for m in models], indent=2))
+    else:
+        print(table(models) if models else f"no models in {config.registry.dbPath}")
+    return 0
+
+
+def _age(timestamp: int) -> str:
+    seconds = max(0, int(time.time()) - timestamp)
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def table(models: Sequence[Model]) -> str:
+    def reward(m: Model) -> str:
+        return "-" if m.mean_reward is None else f"{m.mean_reward:.2f} ± {m.std_reward or 0:.2f}"
+
+    rows = [("id", "ok", "reward", "ep len", "timesteps", "algo", "env", "kind", "age", "path")]
+    rows += [(str(m.id), "✓" if m.validated else "✗", reward(m),
+              "-" if m.mean_episode_length is None else f"{m.mean_episode_length:.1f}",
+              f"{m.total_timesteps or 0:,}", m.algorithm, m.env_id, m.kind or "-", _age(m.timestamp), m.model_path)
+             for m in models]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    right = {0, 2, 3, 4}
+    return "\n".join("  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in
+                               enumerate(zip(row, widths, strict=True))).rstrip() for row in rows)
+
+
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--validated", action="store_true", help="only validated models")
+    parser.add_argument("--top-n", type=int, metavar="N", help="only the N best")
+    parser.add_argument("--json", action="store_true", help="JSON for scripts")
 
 
 COMMAND = Command(
-    prog="rl-registry-list", description=__doc__.splitlines()[0], features=("registry",),
-    action=_registry_list,
+    prog="rl-registry-list",
+    description=__doc__.splitlines()[0],
+    features=("registry", "env", "agent"),
+    action=_list,
+    add_arguments=_arguments,
 )
 
 

@@ -1,21 +1,48 @@
-"""rl-registry-validate: check a registered model against the validation rules."""
+"""rl-registry-validate: check a registered model against the validation rules (exit 0 valid, 1 not)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Sequence
 
 from ..config import Command, Config
-from . import Failure, run
+from ..registry import Registry, RegistryError, Validation, rules_for
+from . import EXIT_FAILED, EXIT_OK, run
 
 
-def _registry_validate(config: Config, args: argparse.Namespace) -> int:
-    raise Failure("rl-registry-validate is not built yet")
+def _validate(config: Config, args: argparse.Namespace) -> int:
+    with Registry(config.registry.dbPath) as registry:
+        model = registry.get(args.model_id)
+        if model is None:
+            raise RegistryError(f"no model with id {args.model_id} in {config.registry.dbPath}")
+        validation = registry.validate(model.id, rules_for(config, model.env_id))
+    print(json.dumps(validation.as_dict(), indent=2) if args.json else report(validation, model.model_path))
+    return EXIT_OK if validation.valid else EXIT_FAILED
+
+
+def report(validation: Validation, path: str) -> str:
+    rules = validation.rules
+    threshold = "none" if rules.min_reward is None else f"{rules.min_reward:g}"
+    lines = [f"model {validation.model_id}: {path}",
+             f"reward threshold {threshold}, from {rules.min_reward_source}"]
+    width = max(len(c.rule) for c in validation.checks)
+    lines += [f"  {'✓' if c.passed else '✗'} {c.rule.ljust(width)}  {c.detail}" for c in validation.checks]
+    lines.append("valid" if validation.valid else f"not valid: {', '.join(validation.failing())}")
+    return "\n".join(lines)
+
+
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model_id", type=int, help="registry id of the model")
+    parser.add_argument("--json", action="store_true", help="JSON for scripts")
 
 
 COMMAND = Command(
-    prog="rl-registry-validate", description=__doc__.splitlines()[0], features=("registry",),
-    action=_registry_validate,
+    prog="rl-registry-validate",
+    description=__doc__.splitlines()[0],
+    features=("registry",),
+    action=_validate,
+    add_arguments=_arguments,
 )
 
 

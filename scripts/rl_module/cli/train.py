@@ -44,6 +44,9 @@ def summary(result: object) -> str:
         else:
             reached = "not reached"
         lines.append(f"  threshold    {r['threshold']:g}: {reached}")
+    if r["model_id"] is not None:
+        verdict = "validated" if r["validated"] else f"not validated ({', '.join(r['failing_rules'])})"
+        lines.append(f"  registry     model {r['model_id']}, {verdict}")
     return "\n".join(lines)
 
 

@@ -3,7 +3,7 @@
   modelPath = {
     type = { nullOr = "nonEmptyStr"; };
     default = null;
-    description = "Model file to load; null asks the registry for the best validated model.";
+    description = "Model file to load; with neither modelPath nor modelId, the registry's best validated model.";
     example = "./models/ppo-CartPole-v1.zip";
   };
   device = {
@@ -11,5 +11,11 @@
     default = "auto";
     description = "Torch device; auto takes cuda or mps when present, else cpu.";
     example = "cpu";
+  };
+  modelId = {
+    type = { nullOr = "ints.positive"; };
+    default = null;
+    description = "Registry id of the model to load (checked against its recorded checksum).";
+    example = 12;
   };
 }

@@ -36,4 +36,16 @@
     description = "Remove models older than this many days; null keeps them.";
     example = 30;
   };
+  convergenceWindow = {
+    type = { nullOr = "ints.positive"; };
+    default = 3;
+    description = "Training converged when the run's last this-many evaluations up to the model agree (see convergenceTolerance); null skips the rule.";
+    example = 5;
+  };
+  convergenceTolerance = {
+    type = "numbers.positive";
+    default = 0.1;
+    description = "Largest spread of those evaluations' mean rewards, as a fraction of their mean's magnitude.";
+    example = 0.05;
+  };
 }

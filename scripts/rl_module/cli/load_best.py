@@ -1,0 +1,31 @@
+"""rl-load-best: print the path of the best validated model (exit 1 when there is none)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from ..config import Command, Config
+from ..registry import Registry, RegistryError
+from . import run
+
+
+def _load_best(config: Config, args: argparse.Namespace) -> int:
+    with Registry(config.registry.dbPath) as registry:
+        best = registry.best_loadable(config.given("env.envId"), config.given("agent.algorithm"))
+    if best is None:
+        raise RegistryError(f"no validated model in {config.registry.dbPath}")
+    print(best[1])
+    return 0
+
+
+COMMAND = Command(
+    prog="rl-load-best",
+    description=__doc__.splitlines()[0],
+    features=("registry", "env", "agent"),
+    action=_load_best,
+)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(COMMAND, argv)

@@ -1,0 +1,119 @@
+"""Infer: which model answers, loaded safely, and the policy called directly on observations.
+
+A model is named by path (infer.modelPath), by registry id (infer.modelId), or is the registry's best
+validated model (hotswap). A registry model is loaded only when its file matches the recorded checksum.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import store
+from .config import Config, UsageError
+from .registry import Model, Registry, RegistryError, verify
+
+if TYPE_CHECKING:
+    import numpy as np
+    from stable_baselines3.common.base_class import BaseAlgorithm
+
+# The options a model's own training run decides, unless the user sets them.
+RUN_FEATURES = ("env", "obs", "agent", "feature")
+
+
+@dataclass(frozen=True)
+class Located:
+    """A model to load, with the configuration of the run that trained it laid under the user's."""
+
+    path: Path
+    config: Config
+    model: Model | None  # its registry row, when it came from the registry
+
+
+def _with_run(config: Config, values: dict[str, Any], source: str) -> Config:
+    return config.with_layer({k: v for k, v in values.items() if k.split(".")[0] in RUN_FEATURES}, source)
+
+
+def _flat(hyperparams: str | None) -> dict[str, Any]:
+    nested = json.loads(hyperparams) if hyperparams else {}
+    return {f"{feature}.{name}": value for feature, options in nested.items() for name, value in options.items()}
+
+
+def locate(config: Config, *, load_best: bool = False) -> Located:
+    """The model the options name; RegistryError (a refusal) when a registry model cannot be loaded."""
+    path, model_id = config.infer.modelPath, config.infer.modelId
+    if sum(x is not None for x in (path, model_id)) + load_best > 1:
+        raise UsageError("name one model: --model-path, --model-id or --load-best")
+    if path is not None:
+        if not Path(path).is_file():
+            raise config.refuse("infer.modelPath", "is not a file")
+        found = store.run_config(path)
+        return Located(Path(path), _with_run(config, found[1], f"run {found[0]}") if found else config, None)
+    with Registry(config.registry.dbPath) as registry:
+        if model_id is not None:
+            model = registry.get(model_id)
+            if model is None:
+                raise config.refuse("infer.modelId", f"is not in the registry {config.registry.dbPath}")
+            located_path = verify(model)
+        else:
+            best = registry.best_loadable(config.given("env.envId"), config.given("agent.algorithm"))
+            if best is None:
+                raise RegistryError(f"no validated model in the registry {config.registry.dbPath}"
+                                    + _filter_note(config))
+            model, located_path = best
+    layered = _with_run(config, _flat(model.hyperparams), f"registry model {model.id}")
+    layered = layered.replace("agent.algorithm", model.algorithm, f"registry model {model.id}")
+    layered = layered.replace("env.envId", model.env_id, f"registry model {model.id}")
+    return Located(located_path, layered, model)
+
+
+def _filter_note(config: Config) -> str:
+    given = [f"{p}={config.given(p)}" for p in ("env.envId", "agent.algorithm") if config.given(p) is not None]
+    return f" for {', '.join(given)}" if given else ""
+
+
+class Predictor:
+    """The policy of a loaded model, called directly (no env), with the model's observation
+    normalization applied. Frame stacking is the caller's: send stacked observations."""
+
+    def __init__(self, located: Located, device: str = "auto") -> None:
+        import pickle
+
+        from . import agent, obs
+
+        self.located = located
+        self.model: BaseAlgorithm = agent.load(located.path, located.config.agent.algorithm,
+                                               device="cpu" if device == "auto" else device)
+        self.observation_space = self.model.observation_space
+        stats = obs.stats_path(located.path)
+        self.normalizer = None
+        if stats.exists():
+            with open(stats, "rb") as handle:
+                self.normalizer = pickle.load(handle)
+        self.deterministic = bool(located.config.eval.deterministic)
+
+    def check(self, observation: Any) -> tuple[np.ndarray, bool]:
+        """The observation as an array of the policy's shape and dtype, and whether it is a batch;
+        ValueError with a message saying what was expected."""
+        import numpy as np
+
+        shape = self.observation_space.shape or ()
+        try:
+            array = np.asarray(observation, dtype=self.observation_space.dtype)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"observation is not numeric {self.observation_space.dtype}: {error}") from None
+        if array.shape == shape:
+            return array, False
+        if array.ndim == len(shape) + 1 and array.shape[1:] == shape and array.shape[0] > 0:
+            return array, True
+        raise ValueError(f"observation has shape {list(array.shape)}; expected {list(shape)} or a batch of them")
+
+    def predict(self, observation: Any) -> Any:
+        """Actions for one observation or a batch, as plain JSON-ready values."""
+        array, batch = self.check(observation)
+        if self.normalizer is not None:
+            array = self.normalizer.normalize_obs(array)
+        actions, _ = self.model.predict(array, deterministic=self.deterministic)
+        return actions.tolist()

@@ -1,0 +1,532 @@
+"""Registry: every model recorded in SQLite, validated by rules, pruned, and the best validated one
+handed to inference (hotswap).
+
+The seed's `models` table and its three indexes are the contract; this module adds columns and tables
+through numbered migrations (PRAGMA user_version), never removing or renaming one. The database runs in
+WAL mode with a busy timeout, and every write is a short IMMEDIATE transaction, so that trainers,
+validators and a serving process share one file. A row is written only after its model file is
+completely on disk (see store.atomic_write), and rows are deleted before their files.
+
+This module imports only the standard library: rl-registry-list must start fast.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import statistics
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import Config, Failure
+from .obs import stats_path
+from .store import sha256_of
+
+log = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_S = 30.0
+DAY_S = 86_400
+
+# Each migration is a list of statements, applied once, in order, in one transaction.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 1: the seed's contract (IF NOT EXISTS: a database made from the seed's SQL is adopted as it is).
+    (
+        """CREATE TABLE IF NOT EXISTS models (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            model_path TEXT NOT NULL,
+            algorithm TEXT NOT NULL,
+            env_id TEXT NOT NULL,
+            timestamp INTEGER NOT NULL,
+            total_timesteps INTEGER,
+            mean_reward REAL,
+            std_reward REAL,
+            mean_episode_length REAL,
+            hyperparams TEXT,
+            git_commit TEXT,
+            validated BOOLEAN DEFAULT 0
+        )""",
+        "CREATE INDEX IF NOT EXISTS idx_timestamp ON models(timestamp)",
+        "CREATE INDEX IF NOT EXISTS idx_mean_reward ON models(mean_reward)",
+        "CREATE INDEX IF NOT EXISTS idx_validated ON models(validated)",
+    ),
+    # 2: integrity, provenance, and the evaluation history the convergence rule reads.
+    (
+        "ALTER TABLE models ADD COLUMN sha256 TEXT",  # of the model file, checked before every load
+        "ALTER TABLE models ADD COLUMN run_id TEXT",
+        "ALTER TABLE models ADD COLUMN kind TEXT",  # checkpoint | final | imported
+        "ALTER TABLE models ADD COLUMN eval_episodes INTEGER",
+        "ALTER TABLE models ADD COLUMN validation TEXT",  # JSON: the rules as last checked
+        """CREATE TABLE evaluations (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            run_id TEXT NOT NULL,
+            timesteps INTEGER NOT NULL,
+            mean_reward REAL NOT NULL,
+            std_reward REAL NOT NULL,
+            mean_episode_length REAL NOT NULL,
+            episodes INTEGER NOT NULL,
+            timestamp INTEGER NOT NULL
+        )""",
+        "CREATE INDEX idx_evaluations_run ON evaluations(run_id, timesteps)",
+        # The hotswap query, with and without its env/algorithm filter, reads one index entry.
+        "CREATE INDEX idx_best ON models(validated, mean_reward)",
+        "CREATE INDEX idx_best_env ON models(env_id, algorithm, validated, mean_reward)",
+        "CREATE INDEX idx_run ON models(run_id, total_timesteps)",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+COLUMNS = ("id", "model_path", "algorithm", "env_id", "timestamp", "total_timesteps", "mean_reward",
+           "std_reward", "mean_episode_length", "hyperparams", "git_commit", "validated", "sha256", "run_id",
+           "kind", "eval_episodes", "validation")
+
+
+class RegistryError(Failure):
+    """A registry problem the user must hear about (a refused model, a database from the future)."""
+
+
+@dataclass(frozen=True)
+class Model:
+    id: int
+    model_path: str
+    algorithm: str
+    env_id: str
+    timestamp: int
+    total_timesteps: int | None
+    mean_reward: float | None
+    std_reward: float | None
+    mean_episode_length: float | None
+    hyperparams: str | None
+    git_commit: str | None
+    validated: bool
+    sha256: str | None
+    run_id: str | None
+    kind: str | None
+    eval_episodes: int | None
+    validation: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["hyperparams"] = json.loads(self.hyperparams) if self.hyperparams else None
+        data["validation"] = json.loads(self.validation) if self.validation else None
+        return data
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    mean_reward: float
+    std_reward: float
+    mean_episode_length: float
+    episodes: int
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The validation rules with their thresholds, and where the reward threshold came from."""
+
+    min_reward: float | None
+    min_reward_source: str
+    min_episodes: int
+    convergence_window: int | None
+    convergence_tolerance: float
+
+
+@dataclass(frozen=True)
+class Check:
+    rule: str
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class Validation:
+    model_id: int
+    valid: bool
+    checks: tuple[Check, ...]
+    rules: Rules
+
+    def failing(self) -> list[str]:
+        return [c.rule for c in self.checks if not c.passed]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"model_id": self.model_id, "valid": self.valid, "rules": asdict(self.rules),
+                "checks": [asdict(c) for c in self.checks]}
+
+
+def reward_threshold(env_id: str) -> float | None:
+    """Gymnasium's registered reward_threshold for an env id (imports gymnasium, not torch)."""
+    try:
+        import gymnasium as gym
+
+        return gym.spec(env_id).reward_threshold
+    except Exception:  # an unregistered or custom env simply has no threshold
+        return None
+
+
+def rules(min_reward: float | None, min_episodes: int, convergence_window: int | None,
+          convergence_tolerance: float, env_id: str) -> Rules:
+    """The rules for models of `env_id`: registry.minReward, else Gymnasium's reward threshold."""
+    if min_reward is not None:
+        return Rules(float(min_reward), "registry.minReward", min_episodes, convergence_window,
+                     convergence_tolerance)
+    threshold = reward_threshold(env_id)
+    source = (f"Gymnasium's reward_threshold for {env_id} (registry.minReward is unset)" if threshold is not None
+              else f"none: registry.minReward is unset and {env_id} registers no reward_threshold")
+    return Rules(threshold, source, min_episodes, convergence_window, convergence_tolerance)
+
+
+def check_model(model: Model, rules: Rules, history: Sequence[float]) -> tuple[Check, ...]:
+    """The seed's rules, plus convergence over the run's evaluation history.
+
+    Stability with negative rewards: the seed's `std < 0.5 * mean` can never hold when mean < 0, and
+    trading or control envs reward in the negative. The rule is a bound on the coefficient of variation,
+    so it is applied to the magnitude: std < 0.5 * |mean|. A mean of exactly 0 cannot pass: relative
+    spread is undefined there, and such a model has shown nothing stable.
+    """
+    if model.mean_reward is None or model.std_reward is None or model.mean_episode_length is None:
+        missing = f"not evaluated yet (rl-eval --model-id {model.id})"
+        return (Check("evaluated", False, missing),)
+    mean, std, length = model.mean_reward, model.std_reward, model.mean_episode_length
+    checks = [Check("evaluated", True, f"{model.eval_episodes or '?'} episodes")]
+    if rules.min_reward is None:
+        checks.append(Check("reward", True, "no threshold applies"))
+    else:
+        checks.append(Check("reward", mean >= rules.min_reward, f"mean {mean:.2f} >= {rules.min_reward:g}"))
+    needed = rules.min_episodes * length
+    steps = model.total_timesteps or 0
+    checks.append(Check("experience", steps >= needed,
+                        f"timesteps {steps} >= minEpisodes {rules.min_episodes} x mean length {length:.1f}"
+                        f" = {needed:.0f}"))
+    checks.append(Check("stability", std < 0.5 * abs(mean), f"std {std:.2f} < 0.5 x |mean| = {0.5 * abs(mean):.2f}"))
+    if rules.convergence_window is not None:
+        window = rules.convergence_window
+        recent = list(history)[-window:]
+        if len(recent) < window:
+            checks.append(Check("convergence", False,
+                                f"{len(recent)} of the last {window} evaluations needed are recorded"))
+        else:
+            spread, scale = max(recent) - min(recent), max(abs(statistics.fmean(recent)), 1e-9)
+            checks.append(Check(
+                "convergence", spread <= rules.convergence_tolerance * scale,
+                f"last {window} evaluations spread {spread:.2f} <= {rules.convergence_tolerance:g} x |their mean|"
+                f" = {rules.convergence_tolerance * scale:.2f}"))
+    return tuple(checks)
+
+
+def git_commit(directory: str | Path = ".") -> str | None:
+    """HEAD of the git work tree around `directory`, with -dirty when it has changes; None outside one."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=directory, capture_output=True, text=True,
+                              timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=directory,
+                               capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("-dirty" if dirty else "") if head else None
+
+
+def verify(model: Model) -> Path:
+    """The model's file, if it is the very file that was registered; RegistryError otherwise."""
+    path = Path(model.model_path)
+    if not path.is_file():
+        raise RegistryError(f"model {model.id} refused: its file {path} is missing")
+    if model.sha256 is None:
+        raise RegistryError(f"model {model.id} refused: the registry has no checksum for {path}")
+    if sha256_of(path) != model.sha256:
+        raise RegistryError(f"model {model.id} refused: {path} does not match the checksum recorded when it "
+                            "was registered (the file was changed or replaced)")
+    return path
+
+
+class Registry:
+    """One connection to the registry database."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if self.path.parent != Path(""):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        self._retrying(lambda: self._db.execute("PRAGMA journal_mode = WAL"))
+        self._db.execute("PRAGMA synchronous = NORMAL")  # durable enough in WAL; files are fsynced anyway
+        self._migrate()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # -- plumbing ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _retrying(operation: Any) -> Any:
+        """Run `operation`, waiting out a lock beyond the busy timeout's reach (WAL recovery, a
+        journal-mode switch by another process), so that "database is locked" never reaches a user."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        delay = 0.01
+        while True:
+            try:
+                return operation()
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) and "busy" not in str(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        self._retrying(lambda: self._db.execute("BEGIN IMMEDIATE"))
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise RegistryError(f"registry {self.path} has schema version {version}; this rl-module knows up to "
+                                f"{SCHEMA_VERSION}: upgrade rl-module")
+        if version == SCHEMA_VERSION:
+            return
+        with self._write() as db:
+            version = db.execute("PRAGMA user_version").fetchone()[0]  # another process may have migrated
+            for number in range(version, SCHEMA_VERSION):
+                for statement in MIGRATIONS[number]:
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def schema_version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    @staticmethod
+    def _model(row: sqlite3.Row | None) -> Model | None:
+        if row is None:
+            return None
+        values = {name: row[name] for name in COLUMNS}
+        values["validated"] = bool(values["validated"])
+        return Model(**values)
+
+    # -- records ----------------------------------------------------------------------------------
+
+    def register(self, *, model_path: str | Path, sha256: str, algorithm: str, env_id: str, total_timesteps: int,
+                 run_id: str | None, kind: str, hyperparams: dict[str, Any] | None, git_commit: str | None,
+                 evaluation: Evaluation | None = None) -> int:
+        """Record a model whose file is already complete on disk; returns its id."""
+        with self._write() as db:
+            cursor = db.execute(
+                "INSERT INTO models (model_path, algorithm, env_id, timestamp, total_timesteps, mean_reward,"
+                " std_reward, mean_episode_length, hyperparams, git_commit, validated, sha256, run_id, kind,"
+                " eval_episodes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)",
+                (str(model_path), algorithm, env_id, int(time.time()), total_timesteps,
+                 evaluation.mean_reward if evaluation else None, evaluation.std_reward if evaluation else None,
+                 evaluation.mean_episode_length if evaluation else None,
+                 json.dumps(hyperparams) if hyperparams is not None else None, git_commit, sha256, run_id, kind,
+                 evaluation.episodes if evaluation else None),
+            )
+            return int(cursor.lastrowid or 0)
+
+    def set_evaluation(self, model_id: int, evaluation: Evaluation) -> None:
+        with self._write() as db:
+            db.execute("UPDATE models SET mean_reward = ?, std_reward = ?, mean_episode_length = ?, eval_episodes = ?"
+                       " WHERE id = ?", (evaluation.mean_reward, evaluation.std_reward,
+                                         evaluation.mean_episode_length, evaluation.episodes, model_id))
+
+    def record_evaluation(self, run_id: str, timesteps: int, evaluation: Evaluation) -> None:
+        with self._write() as db:
+            db.execute("INSERT INTO evaluations (run_id, timesteps, mean_reward, std_reward, mean_episode_length,"
+                       " episodes, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (run_id, timesteps, evaluation.mean_reward, evaluation.std_reward,
+                        evaluation.mean_episode_length, evaluation.episodes, int(time.time())))
+
+    def history(self, run_id: str | None, up_to: int | None) -> list[float]:
+        """Mean rewards of the run's evaluations up to `up_to` timesteps, oldest first."""
+        if run_id is None:
+            return []
+        rows = self._db.execute("SELECT mean_reward FROM evaluations WHERE run_id = ? AND timesteps <= ?"
+                                " ORDER BY timesteps, id", (run_id, up_to if up_to is not None else 2**62))
+        return [float(r[0]) for r in rows]
+
+    def get(self, model_id: int) -> Model | None:
+        return self._model(self._db.execute("SELECT * FROM models WHERE id = ?", (model_id,)).fetchone())
+
+    def at(self, run_id: str, timesteps: int, kind: str = "checkpoint") -> Model | None:
+        return self._model(self._db.execute(
+            "SELECT * FROM models WHERE run_id = ? AND total_timesteps = ? AND kind = ? ORDER BY id DESC LIMIT 1",
+            (run_id, timesteps, kind)).fetchone())
+
+    def models(self, *, validated: bool = False, env_id: str | None = None, algorithm: str | None = None,
+               limit: int | None = None) -> list[Model]:
+        """Models, best mean reward first (unevaluated last, newest first among equals)."""
+        where, params = self._filters(validated, env_id, algorithm)
+        sql = f"SELECT * FROM models{where} ORDER BY mean_reward IS NULL, mean_reward DESC, id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [m for m in map(self._model, self._db.execute(sql, params)) if m is not None]
+
+    @staticmethod
+    def _filters(validated: bool, env_id: str | None, algorithm: str | None) -> tuple[str, list[Any]]:
+        clauses, params = [], []
+        if validated:
+            clauses.append("validated = 1")
+        if env_id is not None:
+            clauses.append("env_id = ?")
+            params.append(env_id)
+        if algorithm is not None:
+            clauses.append("algorithm = ?")
+            params.append(algorithm)
+        return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+    def best(self, env_id: str | None = None, algorithm: str | None = None) -> Model | None:
+        """The hotswap query: the validated model with the highest mean reward."""
+        where, params = self._filters(True, env_id, algorithm)
+        return self._model(self._db.execute(
+            f"SELECT * FROM models{where} ORDER BY mean_reward DESC LIMIT 1", params).fetchone())
+
+    def best_loadable(self, env_id: str | None = None, algorithm: str | None = None) -> tuple[Model, Path] | None:
+        """The best validated model whose file is intact; a missing or changed file is skipped (and
+        logged), never loaded."""
+        offset = 0
+        while True:
+            where, params = self._filters(True, env_id, algorithm)
+            rows = self._db.execute(f"SELECT * FROM models{where} ORDER BY mean_reward DESC LIMIT 16 OFFSET ?",
+                                    [*params, offset]).fetchall()
+            if not rows:
+                return None
+            for model in map(self._model, rows):
+                if model is None:
+                    continue
+                try:
+                    return model, verify(model)
+                except RegistryError as error:
+                    log.warning("%s", error)
+            offset += len(rows)
+
+    def data_version(self) -> int:
+        """Changes when another connection commits (a cheap poll for hotswap)."""
+        return int(self._db.execute("PRAGMA data_version").fetchone()[0])
+
+    # -- validation -------------------------------------------------------------------------------
+
+    def validate(self, model_id: int, rules: Rules) -> Validation:
+        """Check the rules and record the outcome (validated = 1 only when every rule holds)."""
+        model = self.get(model_id)
+        if model is None:
+            raise RegistryError(f"no model with id {model_id} in {self.path}")
+        try:
+            verify(model)
+            file_check = Check("file", True, f"{model.model_path} matches its recorded sha256")
+        except RegistryError as error:
+            file_check = Check("file", False, str(error).split(": ", 1)[1])
+        checks = (file_check, *check_model(model, rules, self.history(model.run_id, model.total_timesteps)))
+        validation = Validation(model_id, all(c.passed for c in checks), checks, rules)
+        with self._write() as db:
+            db.execute("UPDATE models SET validated = ?, validation = ? WHERE id = ?",
+                       (int(validation.valid), json.dumps(validation.as_dict()), model_id))
+        if validation.valid:
+            log.info("model %d validated", model_id)
+        else:
+            log.info("model %d rejected: %s", model_id, ", ".join(validation.failing()))
+        return validation
+
+    # -- pruning ----------------------------------------------------------------------------------
+
+    def prune(self, keep_top_n: int | None, max_age_days: int | None, *, dry_run: bool = False) -> list[Model]:
+        """Remove rows (then their files) beyond the top N by mean reward per env and algorithm, and rows
+        older than max_age_days. The best validated model, overall and per env and algorithm, stays."""
+        if keep_top_n is None and max_age_days is None:
+            return []
+        with self._write() as db:
+            protected = {r[0] for r in db.execute(
+                "SELECT id FROM models m WHERE validated = 1 AND id = (SELECT id FROM models WHERE validated = 1"
+                " AND env_id = m.env_id AND algorithm = m.algorithm ORDER BY mean_reward DESC LIMIT 1)")}
+            overall = self.best()
+            if overall is not None:
+                protected.add(overall.id)
+            doomed: dict[int, Model] = {}
+            if keep_top_n is not None:
+                rows = db.execute(
+                    "SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY env_id, algorithm ORDER BY"
+                    " mean_reward IS NULL, mean_reward DESC, id DESC) AS rank FROM models) WHERE rank > ?",
+                    (keep_top_n,))
+                doomed.update((m.id, m) for m in map(self._model, rows) if m is not None)
+            if max_age_days is not None:
+                rows = db.execute("SELECT * FROM models WHERE timestamp < ?",
+                                  (int(time.time()) - max_age_days * DAY_S,))
+                doomed.update((m.id, m) for m in map(self._model, rows) if m is not None)
+            removed = [m for i, m in sorted(doomed.items()) if i not in protected]
+            if not dry_run:
+                db.executemany("DELETE FROM models WHERE id = ?", [(m.id,) for m in removed])
+        if not dry_run:  # rows first, files after: a crash in between leaves a stray file, never a bad row
+            for model in removed:
+                _remove_files(model.model_path)
+                log.info("model %d pruned: %s", model.id, model.model_path)
+        return removed
+
+
+def _remove_files(model_path: str) -> None:
+    Path(model_path).unlink(missing_ok=True)
+    stats_path(model_path).unlink(missing_ok=True)
+
+
+class Recorder:
+    """What training writes to the registry: a row per checkpoint (validated = 0), each periodic
+    evaluation (the convergence rule's history, and the metrics of a checkpoint taken at the same step),
+    and the final model, validated; pruning after each registration."""
+
+    def __init__(self, config: Config, run_id: str) -> None:
+        self.config = config
+        self.run_id = run_id
+        self.registry = Registry(config.registry.dbPath)
+        self.rules = rules_for(config, config.env.envId)
+        self.git_commit = git_commit()
+        self.hyperparams = config.values()
+
+    def close(self) -> None:
+        self.registry.close()
+
+    def _register(self, path: Path, sha256: str, timesteps: int, kind: str, evaluation: Evaluation | None) -> int:
+        model_id = self.registry.register(
+            model_path=path, sha256=sha256, algorithm=self.config.agent.algorithm, env_id=self.config.env.envId,
+            total_timesteps=timesteps, run_id=self.run_id, kind=kind, hyperparams=self.hyperparams,
+            git_commit=self.git_commit, evaluation=evaluation)
+        log.info("model %d registered: %s %s at %d steps", model_id, kind, path, timesteps)
+        return model_id
+
+    def checkpoint(self, path: Path, sha256: str, timesteps: int) -> int:
+        model_id = self._register(path, sha256, timesteps, "checkpoint", None)
+        self.prune()
+        return model_id
+
+    def evaluation(self, timesteps: int, evaluation: Evaluation) -> None:
+        self.registry.record_evaluation(self.run_id, timesteps, evaluation)
+        checkpoint = self.registry.at(self.run_id, timesteps)
+        if checkpoint is not None:  # evaluated the very weights that checkpoint holds
+            self.registry.set_evaluation(checkpoint.id, evaluation)
+            self.registry.validate(checkpoint.id, self.rules)
+
+    def final(self, path: Path, sha256: str, timesteps: int, evaluation: Evaluation) -> Validation:
+        model_id = self._register(path, sha256, timesteps, "final", evaluation)
+        validation = self.registry.validate(model_id, self.rules)
+        self.prune()
+        return validation
+
+    def prune(self) -> None:
+        self.registry.prune(self.config.registry.keepTopN, self.config.registry.maxAge)
+
+
+def rules_for(config: Config, env_id: str) -> Rules:
+    r = config.registry
+    return rules(r.minReward, r.minEpisodes, r.convergenceWindow, r.convergenceTolerance, env_id)
