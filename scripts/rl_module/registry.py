@@ -323,13 +323,14 @@ class Registry:
     def register(self, *, model_path: str | Path, sha256: str, algorithm: str, env_id: str, total_timesteps: int,
                  run_id: str | None, kind: str, hyperparams: dict[str, Any] | None, git_commit: str | None,
                  evaluation: Evaluation | None = None) -> int:
-        """Record a model whose file is already complete on disk; returns its id."""
+        """Record a model whose file is already complete on disk; returns its id. The path is stored
+        absolute, so that any process, from any directory, finds the file."""
         with self._write() as db:
             cursor = db.execute(
                 "INSERT INTO models (model_path, algorithm, env_id, timestamp, total_timesteps, mean_reward,"
                 " std_reward, mean_episode_length, hyperparams, git_commit, validated, sha256, run_id, kind,"
                 " eval_episodes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)",
-                (str(model_path), algorithm, env_id, int(time.time()), total_timesteps,
+                (str(Path(model_path).resolve()), algorithm, env_id, int(time.time()), total_timesteps,
                  evaluation.mean_reward if evaluation else None, evaluation.std_reward if evaluation else None,
                  evaluation.mean_episode_length if evaluation else None,
                  json.dumps(hyperparams) if hyperparams is not None else None, git_commit, sha256, run_id, kind,

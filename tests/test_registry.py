@@ -1,0 +1,241 @@
+"""The registry on a real SQLite file: the seed's schema, migrations, validation rules, checksum-checked
+hotswap, pruning, parametrized SQL, and the nushell helpers run by a real nu."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, command
+from rl_module.registry import SCHEMA_VERSION, Evaluation, Model, Registry, RegistryError, check_model, rules, verify
+
+SEED_SQL = """
+CREATE TABLE models (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  model_path TEXT NOT NULL,
+  algorithm TEXT NOT NULL,
+  env_id TEXT NOT NULL,
+  timestamp INTEGER NOT NULL,
+  total_timesteps INTEGER,
+  mean_reward REAL,
+  std_reward REAL,
+  mean_episode_length REAL,
+  hyperparams TEXT,  -- JSON
+  git_commit TEXT,
+  validated BOOLEAN DEFAULT 0
+);
+CREATE INDEX idx_timestamp ON models(timestamp);
+CREATE INDEX idx_mean_reward ON models(mean_reward);
+CREATE INDEX idx_validated ON models(validated);
+"""
+SEED_COLUMNS = ["id", "model_path", "algorithm", "env_id", "timestamp", "total_timesteps", "mean_reward",
+                "std_reward", "mean_episode_length", "hyperparams", "git_commit", "validated"]
+NU_SCRIPT = ROOT / "Modules/Computation/Services/RL/Universe/Registry/Bindings/Scripts/default.nu"
+
+
+def add(registry: Registry, tmp_path: Path, name: str, reward: float | None, *, env_id: str = "CartPole-v1",
+        algorithm: str = "ppo", steps: int = 100_000, std: float = 1.0, length: float = 200.0,
+        run_id: str | None = None) -> int:
+    """A real model file (any bytes: the registry only checks it is the registered one) and its row."""
+    path = tmp_path / f"{name}.zip"
+    path.write_bytes(name.encode() * 100)
+    evaluation = None if reward is None else Evaluation(reward, std, length, 10)
+    return registry.register(model_path=path, sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+                             algorithm=algorithm, env_id=env_id, total_timesteps=steps, run_id=run_id,
+                             kind="final", hyperparams={"env": {"envId": env_id}}, git_commit=None,
+                             evaluation=evaluation)
+
+
+RELAXED = rules(0.0, 1, None, 0.1, "CartPole-v1")
+
+
+def test_the_seeds_table_and_indexes_are_the_contract(tmp_path):
+    Registry(tmp_path / "r.db").close()
+    db = sqlite3.connect(tmp_path / "r.db")
+    columns = [row[1] for row in db.execute("PRAGMA table_info(models)")]
+    assert columns[: len(SEED_COLUMNS)] == SEED_COLUMNS
+    indexes = {row[1] for row in db.execute("PRAGMA index_list(models)")}
+    assert {"idx_timestamp", "idx_mean_reward", "idx_validated"} <= indexes
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_a_database_made_with_the_seeds_sql_is_migrated_in_place(tmp_path):
+    db = sqlite3.connect(tmp_path / "old.db")
+    db.executescript(SEED_SQL)
+    db.execute("INSERT INTO models (model_path, algorithm, env_id, timestamp, mean_reward) "
+               "VALUES ('m.zip', 'ppo', 'CartPole-v1', 1, 10.0)")
+    db.commit()
+    db.close()
+    with Registry(tmp_path / "old.db") as registry:
+        assert registry.schema_version() == SCHEMA_VERSION
+        (model,) = registry.models()
+        assert (model.model_path, model.mean_reward, model.sha256) == ("m.zip", 10.0, None)
+        # A row without a checksum is never loaded.
+        with pytest.raises(RegistryError, match="missing"):
+            verify(model)
+
+
+def test_a_database_from_a_newer_version_is_refused(tmp_path):
+    db = sqlite3.connect(tmp_path / "new.db")
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.close()
+    with pytest.raises(RegistryError, match="upgrade rl-module"):
+        Registry(tmp_path / "new.db")
+
+
+def model(mean: float | None, std: float = 1.0, length: float = 100.0, steps: int = 10_000) -> Model:
+    return Model(1, "m.zip", "ppo", "X", 0, steps, mean, std, length, None, None, False, "x", "r", "final", 10, None)
+
+
+def verdicts(checks):
+    return {c.rule: c.passed for c in checks}
+
+
+def test_the_seeds_rules():
+    r = rules(195.0, 10, None, 0.1, "CartPole-v1")
+    assert all(verdicts(check_model(model(200.0, std=10.0, length=100.0, steps=1000), r, [])).values())
+    assert not verdicts(check_model(model(194.9), r, []))["reward"]
+    assert not verdicts(check_model(model(200.0, length=100.0, steps=999), r, []))["experience"]
+    assert not verdicts(check_model(model(200.0, std=100.0), r, []))["stability"]
+    assert verdicts(check_model(model(None), r, [])) == {"evaluated": False}
+
+
+def test_stability_with_negative_rewards_uses_the_magnitude():
+    r = rules(-200.0, 1, None, 0.1, "Pendulum-v1")
+    assert verdicts(check_model(model(-150.0, std=30.0), r, []))["stability"]  # 30 < 0.5 * 150
+    assert not verdicts(check_model(model(-150.0, std=80.0), r, []))["stability"]
+    assert not verdicts(check_model(model(0.0, std=0.0), r, []))["stability"]
+
+
+def test_convergence_over_the_last_evaluations():
+    r = rules(None, 1, 3, 0.1, "Pendulum-v1")
+    assert verdicts(check_model(model(500.0), r, [10.0, 495.0, 500.0, 500.0]))["convergence"]
+    assert not verdicts(check_model(model(500.0), r, [100.0, 400.0, 500.0]))["convergence"]
+    assert not verdicts(check_model(model(500.0), r, [500.0, 500.0]))["convergence"]
+
+
+def test_the_threshold_defaults_to_the_envs_and_says_so():
+    cartpole = rules(None, 10, 3, 0.1, "CartPole-v1")
+    assert cartpole.min_reward == 475.0 and "Gymnasium's reward_threshold for CartPole-v1" in cartpole.min_reward_source
+    pendulum = rules(None, 10, 3, 0.1, "Pendulum-v1")
+    assert pendulum.min_reward is None and "registers no reward_threshold" in pendulum.min_reward_source
+    assert rules(100, 10, 3, 0.1, "CartPole-v1").min_reward_source == "registry.minReward"
+
+
+def test_best_is_the_validated_model_with_the_highest_reward_filtered_by_env_and_algorithm(tmp_path):
+    with Registry(tmp_path / "r.db") as registry:
+        a = add(registry, tmp_path, "a", 100.0)
+        b = add(registry, tmp_path, "b", 300.0)
+        c = add(registry, tmp_path, "c", 900.0)  # never validated
+        d = add(registry, tmp_path, "d", 200.0, algorithm="a2c")
+        e = add(registry, tmp_path, "e", -50.0, env_id="Pendulum-v1", std=5.0)
+        for model_id in (a, b, d, e):
+            assert registry.validate(model_id, RELAXED if model_id != e else rules(-100, 1, None, 0.1, "")).valid
+        assert registry.best().id == b
+        assert registry.best(algorithm="a2c").id == d
+        assert registry.best(env_id="Pendulum-v1").id == e
+        assert registry.best(env_id="CartPole-v1'; DROP TABLE models; --") is None
+        assert len(registry.models()) == 5 and c
+
+
+def test_a_changed_or_missing_file_is_never_loaded(tmp_path):
+    with Registry(tmp_path / "r.db") as registry:
+        good = add(registry, tmp_path, "good", 100.0)
+        better = add(registry, tmp_path, "better", 200.0)
+        for model_id in (good, better):
+            registry.validate(model_id, RELAXED)
+        (tmp_path / "better.zip").write_bytes(b"tampered")
+        with pytest.raises(RegistryError, match="does not match the checksum"):
+            verify(registry.get(better))
+        chosen, path = registry.best_loadable()
+        assert chosen.id == good and path == tmp_path / "good.zip"
+        (tmp_path / "good.zip").unlink()
+        assert registry.best_loadable() is None
+        # Validating again records the broken file.
+        validation = registry.validate(better, RELAXED)
+        assert not validation.valid and validation.failing() == ["file"]
+
+
+def test_pruning_keeps_the_top_n_per_env_and_algorithm_and_always_the_best(tmp_path):
+    with Registry(tmp_path / "r.db") as registry:
+        best = add(registry, tmp_path, "best", 100.0)
+        registry.validate(best, RELAXED)
+        higher_unvalidated = [add(registry, tmp_path, f"u{i}", 200.0 + i) for i in range(3)]
+        other = add(registry, tmp_path, "other", 1.0, algorithm="a2c")
+        dry = registry.prune(1, None, dry_run=True)
+        assert {m.id for m in dry} == set(higher_unvalidated[:2])
+        assert all((tmp_path / f"u{i}.zip").exists() for i in range(3))
+        removed = registry.prune(1, None)
+        assert {m.id for m in removed} == set(higher_unvalidated[:2])
+        kept = {m.id for m in registry.models()}
+        assert kept == {best, higher_unvalidated[2], other}
+        assert not (tmp_path / "u0.zip").exists() and (tmp_path / "best.zip").exists()
+        # maxAge: everything is old, but the best validated model stays.
+        registry._db.execute("UPDATE models SET timestamp = ?", (int(time.time()) - 10 * 86_400,))
+        registry.prune(None, 5)
+        assert [m.id for m in registry.models()] == [best]
+
+
+def test_registry_list_imports_neither_torch_nor_stable_baselines3(tmp_path):
+    code = ("import sys; from rl_module.cli.registry_list import main; "
+            f"main(['--registry-db', {str(tmp_path / 'r.db')!r}]); "
+            "print(sorted(m for m in ('torch', 'stable_baselines3', 'gymnasium') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip().endswith("[]")
+
+
+def test_registry_commands_on_unknown_ids_and_empty_registries(tmp_path):
+    db = str(tmp_path / "r.db")
+    result = command("rl-load-best", "--registry-db", db)
+    assert result.returncode == 1 and "no validated model" in result.stderr
+    result = command("rl-registry-validate", "42", "--registry-db", db)
+    assert result.returncode == 1 and "no model with id 42" in result.stderr
+    result = command("rl-registry-validate", "forty-two", "--registry-db", db)
+    assert result.returncode == 2
+    result = command("rl-registry-prune", "--registry-db", db)
+    assert result.returncode == 2 and "--keep-top-n" in result.stderr
+
+
+@pytest.fixture(scope="session")
+def nu() -> str:
+    found = shutil.which("nu")
+    if found is None:
+        pytest.skip("nu is not installed (./dev test installs nushell from npm)")
+    return found
+
+
+def test_nushell_helpers_list_best_and_report_over_the_same_database(nu, tmp_path):
+    db = tmp_path / "r.db"
+    with Registry(db) as registry:
+        ids = [add(registry, tmp_path, f"m{i}", float(r)) for i, r in enumerate((50, 400, 300))]
+        for model_id in ids[:2]:
+            registry.validate(model_id, RELAXED)
+        registry.validate(ids[2], rules(1000.0, 1, None, 0.1, ""))
+
+    def nu_json(expression: str) -> object:
+        result = subprocess.run([nu, "-c", f"use {NU_SCRIPT} *; {expression} | to json -r"],
+                                capture_output=True, text=True, check=False, env={"RL_REGISTRY_DB": str(db)})
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    listed = nu_json("registry list")
+    assert [row["id"] for row in listed] == [ids[1], ids[2], ids[0]]
+    assert [row["validated"] for row in listed] == [True, False, True]
+    assert [row["id"] for row in nu_json("registry list --validated --top-n 1")] == [ids[1]]
+    assert nu_json("registry list --algorithm a2c") == []
+    assert nu_json("registry best")["id"] == ids[1]
+    report = nu_json(f"registry report {ids[2]}")
+    assert {row["rule"]: row["passed"] for row in report}["reward"] is False
+    (tmp_path / "m1.zip").write_bytes(b"tampered")
+    result = subprocess.run([nu, "-c", f"use {NU_SCRIPT} *; registry best --db {db}"], capture_output=True, text=True,
+                            check=False)
+    assert result.returncode != 0 and "does not match its recorded checksum" in result.stderr
