@@ -19,6 +19,7 @@ let
         "ints.unsigned" = types.ints.unsigned;
         number = types.number;
         "numbers.positive" = types.numbers.positive;
+        port = types.port;
         attrs = types.attrsOf types.anything;
       };
     in

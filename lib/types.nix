@@ -1,6 +1,6 @@
 # The Universe's type vocabulary: a small subset of nixpkgs' lib.types, written as data so that it
 # evaluates with builtins alone. A type is a name ("str", "nonEmptyStr", "bool", "int", "ints.positive",
-# "ints.unsigned", "number", "numbers.positive", "attrs") or a one-key set
+# "ints.unsigned", "number", "numbers.positive", "port", "attrs") or a one-key set
 # ({ enum = [..]; } { nullOr = T; } { listOf = T; } { strMatching = "re"; }
 #  { "ints.between" = [ lo hi ]; } { "numbers.between" = [ lo hi ]; }).
 # This file describes types for people; lib/module-options.nix maps them onto nixpkgs' lib.types.
@@ -17,6 +17,7 @@ let
     "ints.unsigned" = "an integer >= 0";
     number = "a number";
     "numbers.positive" = "a number > 0";
+    port = "a TCP port from 0 to 65535";
     attrs = "a JSON object";
   };
   # What a value may be, in words, for error messages and docs.

@@ -137,6 +137,7 @@ def bad_texts(type_: Any) -> list[str]:
     bad = {
         "str": [], "nonEmptyStr": ["   "], "bool": ["maybe", "2"],
         "int": ["abc", "1.5"], "ints.positive": ["abc", "0", "-3", "1.5"], "ints.unsigned": ["abc", "-1"],
+        "port": ["http", "-1", "65536"],
         "number": ["abc", "nan", "inf"], "numbers.positive": ["abc", "0", "-1", "inf"],
         "numbers.between": ["abc", "1.5", "-0.1"], "enum": ["bogus"], "strMatching": ["fast", "1e-3x"],
         "attrs": ["[1]", "{"],

@@ -1,11 +1,17 @@
-"""Logs: the run's events (run started, checkpoint saved, evaluation, run finished, errors) through
-Python's standard logging, filtered by logs.level: on stderr for people, and in the run's train.log."""
+"""Logs: the run's events through Python's standard logging, filtered by logs.level: on stderr for
+people, in the run's train.log, and — with logs.enable — through OpenTelemetry's logs bridge, where
+each event carries its name (otel.event.name) and structured attributes:
+
+    rl.run.started  rl.run.finished  rl.checkpoint.saved  rl.eval.finished
+    rl.model.registered  rl.model.validated  rl.model.rejected (rl.validation.failing)  rl.model.pruned
+    rl.model.hotswapped  rl.error
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -30,23 +36,48 @@ class _Console(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
+def event(name: str, **attributes: Any) -> dict[str, Any]:
+    """`extra` for a log call: the event's name and its attributes (rl.<key>), for the logs bridge."""
+    return {"otel.event.name": name, **{f"rl.{key}": value for key, value in attributes.items()}}
+
+
 def setup(config: Config) -> logging.Logger:
-    """The package logger at logs.level, writing to stderr (once per process)."""
+    """The package logger, writing to stderr at logs.level (once per process). The logger itself passes
+    info events on even when the console shows fewer: metrics count registry events from them."""
     logger = logging.getLogger(LOGGER)
-    logger.setLevel(LEVELS[config.logs.level])
+    level = LEVELS[config.logs.level]
+    logger.setLevel(min(level, logging.INFO))
     logger.propagate = False
-    if not any(isinstance(h, _Console) for h in logger.handlers):
+    console = next((h for h in logger.handlers if isinstance(h, _Console)), None)
+    if console is None:
         console = _Console()
         console.setFormatter(logging.Formatter("%(name)s: %(message)s"))
         logger.addHandler(console)
+    console.setLevel(level)
     return logger
 
 
+def bridge(logger_provider: Any, config: Config) -> Callable[[], None]:
+    """Send the package's log records at logs.level to OpenTelemetry; returns how to stop."""
+    from opentelemetry.instrumentation.logging.handler import LoggingHandler
+
+    class Bridge(LoggingHandler):
+        def flush(self) -> None:
+            """Nothing: the provider's shutdown flushes, within the telemetry deadline. The handler's own
+            flush starts a non-daemon thread, which would hold the process when a backend is down."""
+
+    handler = Bridge(level=LEVELS[config.logs.level], logger_provider=logger_provider)
+    logger = logging.getLogger(LOGGER)
+    logger.addHandler(handler)
+    return lambda: logger.removeHandler(handler)
+
+
 @contextmanager
-def to_file(path: Path) -> Iterator[None]:
-    """Also write the events to `path` (the run's train.log) while the run lasts."""
+def to_file(path: Path, level: str = "info") -> Iterator[None]:
+    """Also write the events at `level` and above to `path` (the run's train.log) while the run lasts."""
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter(_FORMAT))
+    handler.setLevel(LEVELS[level])
     logger = logging.getLogger(LOGGER)
     logger.addHandler(handler)
     try:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Config, Failure
+from .logs import event
 from .obs import stats_path
 from .store import sha256_of
 
@@ -412,7 +413,7 @@ class Registry:
                 try:
                     return model, verify(model)
                 except RegistryError as error:
-                    log.warning("%s", error)
+                    log.warning("%s", error, extra=event("rl.model.refused", model_id=model.id))
             offset += len(rows)
 
     def data_version(self) -> int:
@@ -437,9 +438,11 @@ class Registry:
             db.execute("UPDATE models SET validated = ?, validation = ? WHERE id = ?",
                        (int(validation.valid), json.dumps(validation.as_dict()), model_id))
         if validation.valid:
-            log.info("model %d validated", model_id)
+            log.info("model %d validated", model_id, extra=event("rl.model.validated", model_id=model_id))
         else:
-            log.info("model %d rejected: %s", model_id, ", ".join(validation.failing()))
+            failing = ", ".join(validation.failing())
+            log.info("model %d rejected: %s", model_id, failing,
+                     extra=event("rl.model.rejected", model_id=model_id, validation_failing=failing))
         return validation
 
     # -- pruning ----------------------------------------------------------------------------------
@@ -473,7 +476,8 @@ class Registry:
         if not dry_run:  # rows first, files after: a crash in between leaves a stray file, never a bad row
             for model in removed:
                 _remove_files(model.model_path)
-                log.info("model %d pruned: %s", model.id, model.model_path)
+                log.info("model %d pruned: %s", model.id, model.model_path,
+                         extra=event("rl.model.pruned", model_id=model.id, model_path=model.model_path))
         return removed
 
 
@@ -503,7 +507,9 @@ class Recorder:
             model_path=path, sha256=sha256, algorithm=self.config.agent.algorithm, env_id=self.config.env.envId,
             total_timesteps=timesteps, run_id=self.run_id, kind=kind, hyperparams=self.hyperparams,
             git_commit=self.git_commit, evaluation=evaluation)
-        log.info("model %d registered: %s %s at %d steps", model_id, kind, path, timesteps)
+        log.info("model %d registered: %s %s at %d steps", model_id, kind, path, timesteps,
+                 extra=event("rl.model.registered", model_id=model_id, model_kind=kind, model_path=str(path),
+                             timesteps=timesteps))
         return model_id
 
     def checkpoint(self, path: Path, sha256: str, timesteps: int) -> int:

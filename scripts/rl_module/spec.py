@@ -152,11 +152,11 @@ def parse_text(text: str, type_: Any) -> Any:
         if lowered in _FALSE:
             return False
         raise ValueError("not a boolean")
-    if name in ("int", "ints.positive", "ints.unsigned", "ints.between"):
+    if name in ("int", "ints.positive", "ints.unsigned", "ints.between", "port"):
         value = _integer(stripped)
         low = {"ints.positive": 1, "ints.unsigned": 0}.get(name)
-        if name == "ints.between":
-            low, high = argument
+        if name in ("ints.between", "port"):
+            low, high = argument if name == "ints.between" else (0, 65535)
             if value > high:
                 raise ValueError("too large")
         if low is not None and value < low:

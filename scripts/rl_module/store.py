@@ -27,12 +27,14 @@ import os
 import secrets
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import obs
 from .config import Config
+from .logs import event
 
 if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm
@@ -135,9 +137,15 @@ def run_config(model_path: str | Path) -> tuple[str, dict[str, Any]] | None:
     return None
 
 
-def checkpoint_callback(run: Run, every: int, on_saved: Callable[[SavedModel], object] | None = None) -> Any:
-    """A stable-baselines3 callback saving a checkpoint every `every` environment steps, atomically.
-    (SB3's CheckpointCallback writes in place: a crash mid-write would leave a partial file.)"""
+def _no_span(name: str, attributes: dict[str, Any]) -> AbstractContextManager[Any]:
+    return nullcontext()
+
+
+def checkpoint_callback(run: Run, every: int, on_saved: Callable[[SavedModel], object] | None = None,
+                        span: Callable[[str, dict[str, Any]], AbstractContextManager[Any]] | None = None) -> Any:
+    """A stable-baselines3 callback saving a checkpoint every `every` environment steps, atomically,
+    inside `span` (an rl.checkpoint trace span). SB3's CheckpointCallback writes in place: a crash
+    mid-write would leave a partial file."""
     from stable_baselines3.common.callbacks import BaseCallback
 
     class AtomicCheckpoint(BaseCallback):
@@ -149,10 +157,14 @@ def checkpoint_callback(run: Run, every: int, on_saved: Callable[[SavedModel], o
             if self.num_timesteps >= self.next_at:
                 while self.next_at <= self.num_timesteps:
                     self.next_at += every
-                saved = save_model(self.model, run.checkpoint_path(self.num_timesteps), self.model.get_env())
-                log.info("checkpoint saved: %s (%d steps)", saved.path, saved.timesteps)
-                if on_saved:
-                    on_saved(saved)
+                path = run.checkpoint_path(self.num_timesteps)
+                attributes = {"rl.timesteps": self.num_timesteps, "rl.model.path": str(path)}
+                with (span or _no_span)("rl.checkpoint", attributes):
+                    saved = save_model(self.model, path, self.model.get_env())
+                    log.info("checkpoint saved: %s (%d steps)", saved.path, saved.timesteps,
+                             extra=event("rl.checkpoint.saved", model_path=str(path), timesteps=saved.timesteps))
+                    if on_saved:
+                        on_saved(saved)
             return True
 
     return AtomicCheckpoint()

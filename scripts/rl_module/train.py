@@ -17,11 +17,14 @@ from typing import TYPE_CHECKING, Any
 from . import agent, env, eval, obs, registry, store
 from .config import Config
 from .env import EnvInfo
+from .logs import event
 from .spec import load as load_spec
 
 if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm
     from stable_baselines3.common.vec_env import VecEnv
+
+    from .telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -134,10 +137,13 @@ def _on_new_best(run: store.Run, threshold: float | None, stop: bool, tracker: _
         def _on_step(self) -> bool:
             best = float(self.parent.best_mean_reward)  # type: ignore[union-attr]
             saved = store.save_model(self.model, run.best_model_path, self.model.get_env())
-            log.info("best model saved: mean reward %.2f at %d steps", best, saved.timesteps)
+            log.info("best model saved: mean reward %.2f at %d steps", best, saved.timesteps,
+                     extra=event("rl.model.best_saved", model_path=str(saved.path), timesteps=saved.timesteps,
+                                 mean_reward=best))
             if threshold is not None and best >= threshold and tracker.reached_at is None:
                 tracker.reached_at, tracker.reached_steps = time.time(), saved.timesteps
-                log.info("reward threshold %.2f reached at %d steps", threshold, saved.timesteps)
+                log.info("reward threshold %.2f reached at %d steps", threshold, saved.timesteps,
+                         extra=event("rl.threshold.reached", threshold=threshold, timesteps=saved.timesteps))
                 if stop:
                     tracker.stopped = True
                     return False
@@ -155,7 +161,9 @@ def _after_eval(tracker: _EvalTracker, recorder: registry.Recorder | None) -> An
             result = eval.EvalResult.of(parent.evaluations_results[-1], parent.evaluations_length[-1],
                                         deterministic=parent.deterministic)
             tracker.history.append({"timesteps": float(self.num_timesteps), "mean_reward": result.mean_reward})
-            log.info("evaluation at %d steps: mean reward %.2f", self.num_timesteps, result.mean_reward)
+            log.info("evaluation at %d steps: mean reward %.2f", self.num_timesteps, result.mean_reward,
+                     extra=event("rl.eval.finished", timesteps=self.num_timesteps, mean_reward=result.mean_reward,
+                                 std_reward=result.std_reward))
             if recorder is not None:
                 recorder.evaluation(self.num_timesteps, result.as_registry())
             return True
@@ -174,7 +182,7 @@ def train(plan: Plan) -> TrainResult:
     import torch
     from stable_baselines3.common.utils import set_random_seed
 
-    from . import logs
+    from . import logs, telemetry
 
     started = time.time()
     config = plan.config
@@ -187,10 +195,11 @@ def train(plan: Plan) -> TrainResult:
         # The model is built before the run directory exists: a refusal leaves nothing behind.
         model = agent.build(config, venv, plan.policy_kwargs, seed=plan.seed, device=plan.device)
         run = store.new_run(config)
-        with logs.to_file(run.directory / "train.log"):
+        with logs.to_file(run.directory / "train.log", config.logs.level), \
+                telemetry.session(config, run.id, run.directory) as signals:
             recorder = registry.Recorder(config, run.id) if config.registry.enable else None
             try:
-                return _learn(plan, model, run, venv, eval_venv, started, recorder)
+                return _learn(plan, model, run, venv, eval_venv, started, recorder, signals)
             finally:
                 if recorder is not None:
                     recorder.close()
@@ -200,36 +209,50 @@ def train(plan: Plan) -> TrainResult:
 
 
 def _learn(plan: Plan, model: BaseAlgorithm, run: store.Run, venv: VecEnv, eval_venv: VecEnv,
-           started: float, recorder: registry.Recorder | None) -> TrainResult:
-    from stable_baselines3.common.callbacks import EvalCallback
+           started: float, recorder: registry.Recorder | None, signals: Telemetry) -> TrainResult:
     from stable_baselines3.common.logger import configure
+
+    from . import metrics, traces
 
     config = plan.config
     store.write_json(run.directory / store.CONFIG_FILE, {"run": run.id, "options": config.describe()})
     log.info("run %s started: %s on %s, %d steps, seed %d, device %s", run.id, config.agent.algorithm,
-             config.env.envId, config.train.totalTimesteps, plan.seed, plan.device)
+             config.env.envId, config.train.totalTimesteps, plan.seed, plan.device,
+             extra=event("rl.run.started", run_id=run.id, timesteps=config.train.totalTimesteps, seed=plan.seed))
     model.set_logger(configure(str(run.directory), ["csv", "json"]))
     tracker = _EvalTracker()
-    callbacks: list[Any] = []
-    if config.store.checkpointFreq > 0:
-        on_saved = (lambda saved: recorder.checkpoint(saved.path, saved.sha256, saved.timesteps)) if recorder else None
-        callbacks.append(store.checkpoint_callback(run, config.store.checkpointFreq, on_saved))
-    if config.train.evalFreq > 0:
-        callbacks.append(EvalCallback(
-            eval_venv, n_eval_episodes=config.eval.episodes, deterministic=config.eval.deterministic,
-            eval_freq=max(config.train.evalFreq // config.env.nEnvs, 1), log_path=str(run.directory),
-            callback_on_new_best=_on_new_best(run, plan.threshold, config.train.stopOnReward, tracker),
-            callback_after_eval=_after_eval(tracker, recorder), verbose=0, warn=False,
-        ))
-    learn_started = time.perf_counter()
-    model.learn(total_timesteps=config.train.totalTimesteps, callback=callbacks, progress_bar=_progress_bar(config))
-    train_time = time.perf_counter() - learn_started
-    saved = store.save_model(model, run.model_path, venv)
-    log.info("model saved: %s (%d steps)", saved.path, saved.timesteps)
-    result = _evaluate_final(model, config, run.model_path, plan.seed)
-    validation = None
-    if recorder is not None:
-        validation = recorder.final(saved.path, saved.sha256, saved.timesteps, result.as_registry())
+    run_attributes = {"rl.run.id": run.id, "rl.env.id": config.env.envId, "rl.algorithm": config.agent.algorithm,
+                      "rl.seed": plan.seed, "rl.timesteps.total": config.train.totalTimesteps}
+    with signals.span(traces.RUN_SPAN, run_attributes) as run_span:
+        callbacks: list[Any] = []
+        if signals.meter_provider is not None:
+            callbacks.append(metrics.callback(signals.meter_provider, config))
+        if signals.tracer_provider is not None:
+            callbacks.append(traces.callback(signals.tracer_provider, config, run_span))
+        if config.store.checkpointFreq > 0:
+            on_saved = (lambda saved: recorder.checkpoint(saved.path, saved.sha256, saved.timesteps)) \
+                if recorder else None
+            callbacks.append(store.checkpoint_callback(run, config.store.checkpointFreq, on_saved, signals.span))
+        if config.train.evalFreq > 0:
+            callbacks.append(traces.eval_callback(
+                signals, config.traces.traceEvals,
+                eval_env=eval_venv, n_eval_episodes=config.eval.episodes, deterministic=config.eval.deterministic,
+                eval_freq=max(config.train.evalFreq // config.env.nEnvs, 1), log_path=str(run.directory),
+                callback_on_new_best=_on_new_best(run, plan.threshold, config.train.stopOnReward, tracker),
+                callback_after_eval=_after_eval(tracker, recorder), verbose=0, warn=False,
+            ))
+        learn_started = time.perf_counter()
+        model.learn(total_timesteps=config.train.totalTimesteps, callback=callbacks,
+                    progress_bar=_progress_bar(config))
+        train_time = time.perf_counter() - learn_started
+        saved = store.save_model(model, run.model_path, venv)
+        log.info("model saved: %s (%d steps)", saved.path, saved.timesteps,
+                 extra=event("rl.model.saved", model_path=str(saved.path), timesteps=saved.timesteps))
+        with signals.span(traces.EVAL_SPAN, {"rl.timesteps": saved.timesteps, "rl.eval.final": True}):
+            result = _evaluate_final(model, config, run.model_path, plan.seed)
+        validation = None
+        if recorder is not None:
+            validation = recorder.final(saved.path, saved.sha256, saved.timesteps, result.as_registry())
     if plan.threshold is not None and tracker.reached_at is None and result.mean_reward >= plan.threshold:
         tracker.reached_at, tracker.reached_steps = time.time(), saved.timesteps
     outcome = TrainResult(
@@ -244,7 +267,9 @@ def _learn(plan: Plan, model: BaseAlgorithm, run: store.Run, venv: VecEnv, eval_
         failing_rules=validation.failing() if validation else [],
     )
     store.write_json(run.directory / store.RESULT_FILE, outcome.as_dict())
-    log.info("run %s finished: mean reward %.2f +/- %.2f", run.id, result.mean_reward, result.std_reward)
+    log.info("run %s finished: mean reward %.2f +/- %.2f", run.id, result.mean_reward, result.std_reward,
+             extra=event("rl.run.finished", run_id=run.id, mean_reward=result.mean_reward,
+                         std_reward=result.std_reward, timesteps=saved.timesteps, wall_time=outcome.wall_time))
     return outcome
 
 

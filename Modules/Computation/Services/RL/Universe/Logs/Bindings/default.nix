@@ -2,17 +2,22 @@
 # OpenTelemetry's own variables.
 {
   module = "rl_module.logs";
-  binding = "opentelemetry.sdk._logs.LoggingHandler";
+  binding = "opentelemetry.instrumentation.logging.handler.LoggingHandler";
   envPrefix = "RL_LOGS_";
   env = {
     endpoint = "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT";
+    protocol = "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL";
   };
   envFallbacks = {
     endpoint = [ "OTEL_EXPORTER_OTLP_ENDPOINT" ];
+    protocol = [ "OTEL_EXPORTER_OTLP_PROTOCOL" ];
   };
   flags = {
     enable = "--logs";
     level = "--log-level";
   };
-  aliases = { };
+  aliases = {
+    # OpenTelemetry spells the HTTP transport "http/protobuf".
+    protocol = { "http/protobuf" = "http"; };
+  };
 }

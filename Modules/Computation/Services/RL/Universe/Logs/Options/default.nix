@@ -18,4 +18,10 @@
     description = "Lowest level of events that are emitted.";
     example = "debug";
   };
+  protocol = {
+    type = { enum = [ "grpc" "http" ]; };
+    default = "grpc";
+    description = "OTLP transport: grpc, or http (protobuf over HTTP).";
+    example = "http";
+  };
 }

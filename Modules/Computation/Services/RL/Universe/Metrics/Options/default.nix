@@ -48,4 +48,22 @@
     description = "Record training throughput (environment steps per second).";
     example = false;
   };
+  granularity = {
+    type = { enum = [ "episode" "step" ]; };
+    default = "episode";
+    description = "Record rewards per episode, or also every step (rl.env.step.reward; high volume).";
+    example = "step";
+  };
+  prometheusPort = {
+    type = { nullOr = "port"; };
+    default = null;
+    description = "Also serve the metrics for Prometheus to scrape on this port (0 picks a free one); null serves none.";
+    example = 9464;
+  };
+  prometheusAddress = {
+    type = "nonEmptyStr";
+    default = "127.0.0.1";
+    description = "Address the Prometheus endpoint listens on.";
+    example = "0.0.0.0";
+  };
 }

@@ -5,13 +5,18 @@
   envPrefix = "RL_TRACES_";
   env = {
     endpoint = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
+    protocol = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL";
   };
   envFallbacks = {
     endpoint = [ "OTEL_EXPORTER_OTLP_ENDPOINT" ];
+    protocol = [ "OTEL_EXPORTER_OTLP_PROTOCOL" ];
   };
   flags = {
     enable = "--traces";
     sampleRate = "--trace-sample-rate";
   };
-  aliases = { };
+  aliases = {
+    # OpenTelemetry spells the HTTP transport "http/protobuf".
+    protocol = { "http/protobuf" = "http"; };
+  };
 }

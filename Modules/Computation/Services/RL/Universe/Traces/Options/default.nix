@@ -36,4 +36,10 @@
     description = "A span per evaluation.";
     example = false;
   };
+  protocol = {
+    type = { enum = [ "grpc" "http" ]; };
+    default = "grpc";
+    description = "OTLP transport: grpc, or http (protobuf over HTTP).";
+    example = "http";
+  };
 }
