@@ -93,7 +93,8 @@ def test_a_database_from_a_newer_version_is_refused(tmp_path):
 
 
 def model(mean: float | None, std: float = 1.0, length: float = 100.0, steps: int = 10_000) -> Model:
-    return Model(1, "m.zip", "ppo", "X", 0, steps, mean, std, length, None, None, False, "x", "r", "final", 10, None)
+    return Model(1, "m.zip", "ppo", "X", 0, steps, mean, std, length, None, None, False, "x", "r", "final", 10, None,
+                 None)
 
 
 def verdicts(checks):

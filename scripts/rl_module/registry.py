@@ -79,12 +79,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX idx_best_env ON models(env_id, algorithm, validated, mean_reward)",
         "CREATE INDEX idx_run ON models(run_id, total_timesteps)",
     ),
+    # 3: where an experiment store keeps its copy of the model file (model_path stays the local file).
+    ("ALTER TABLE models ADD COLUMN remote_uri TEXT",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 COLUMNS = ("id", "model_path", "algorithm", "env_id", "timestamp", "total_timesteps", "mean_reward",
            "std_reward", "mean_episode_length", "hyperparams", "git_commit", "validated", "sha256", "run_id",
-           "kind", "eval_episodes", "validation")
+           "kind", "eval_episodes", "validation", "remote_uri")
 
 
 class RegistryError(Failure):
@@ -110,6 +112,7 @@ class Model:
     kind: str | None
     eval_episodes: int | None
     validation: str | None
+    remote_uri: str | None
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -344,6 +347,12 @@ class Registry:
             db.execute("UPDATE models SET mean_reward = ?, std_reward = ?, mean_episode_length = ?, eval_episodes = ?"
                        " WHERE id = ?", (evaluation.mean_reward, evaluation.std_reward,
                                          evaluation.mean_episode_length, evaluation.episodes, model_id))
+
+    def set_remote(self, uploaded: dict[str, str]) -> int:
+        """Record where a store copied model files (local path -> URI); returns the rows updated."""
+        with self._write() as db:
+            return sum(db.execute("UPDATE models SET remote_uri = ? WHERE model_path = ?",
+                                  (uri, str(Path(path).resolve()))).rowcount for path, uri in uploaded.items() if uri)
 
     def record_evaluation(self, run_id: str, timesteps: int, evaluation: Evaluation) -> None:
         with self._write() as db:

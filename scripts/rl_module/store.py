@@ -20,20 +20,25 @@ on disk before the model itself.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import io
 import json
 import logging
 import os
+import queue
 import secrets
+import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
 
 from . import obs
-from .config import Config
+from .config import Config, UsageError
 from .logs import event
 
 if TYPE_CHECKING:
@@ -168,3 +173,286 @@ def checkpoint_callback(run: Run, every: int, on_saved: Callable[[SavedModel], o
             return True
 
     return AtomicCheckpoint()
+
+
+# -- experiment stores ---------------------------------------------------------------------------
+# The run directory is always the local store. store.backend adds a place that keeps copies: MLflow,
+# Weights & Biases, or an S3 bucket. A backend that is down never costs the training: its calls run in
+# one background thread (Uploader), the first failure is reported once with the backend's own message,
+# the backend is dropped for the rest of the run, and the summary lists what was not uploaded.
+
+EXTRAS = {"mlflow": ("mlflow", "mlflow"), "wandb": ("wandb", "wandb"), "s3": ("boto3", "s3")}
+# What of the run directory is uploaded when the run ends (models and checkpoints go as they are written).
+RUN_FILES = ("config.json", "result.json", "progress.csv", "progress.json", "evaluations.npz", "train.log",
+             "learning_curve.png", "metrics.otlp.jsonl", "traces.otlp.jsonl", "logs.otlp.jsonl")
+
+
+class ExperimentStore(ABC):
+    """One experiment-tracking backend; every method may raise (the Uploader catches)."""
+
+    name: str = ""
+
+    @abstractmethod
+    def start(self, run: Run, config: Config) -> None: ...
+
+    def log_metrics(self, values: dict[str, float], step: int) -> None:  # noqa: B027 - optional hook
+        """Metrics by step; backends without a metrics store keep them in the uploaded progress files."""
+
+    @abstractmethod
+    def upload(self, path: Path, folder: str) -> str:
+        """Copy a file of the run; returns where the copy is (a URI)."""
+
+    def tag(self, key: str, value: str) -> None:  # noqa: B027 - optional hook
+        """Label the run (MLflow tags); backends without tags ignore it."""
+
+    @abstractmethod
+    def finish(self, succeeded: bool) -> None: ...
+
+
+class MLflowStore(ExperimentStore):
+    name = "mlflow"
+
+    def __init__(self, tracking_uri: str | None, experiment: str) -> None:
+        # Fail fast when the server is down: MLflow retries each request for minutes by default.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+        # stdout carries the command's summary or JSON; MLflow would print the run's URL into it.
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+        from mlflow.tracking import MlflowClient
+
+        self.client = MlflowClient(tracking_uri=tracking_uri)
+        self.experiment = experiment
+        self.run_id = ""
+        self.artifact_uri = ""
+
+    def start(self, run: Run, config: Config) -> None:
+        from mlflow.entities import Param
+
+        found = self.client.get_experiment_by_name(self.experiment)
+        experiment_id = found.experiment_id if found else self.client.create_experiment(self.experiment)
+        created = self.client.create_run(experiment_id, run_name=run.id, tags={"rl.run.id": run.id})
+        self.run_id, self.artifact_uri = created.info.run_id, created.info.artifact_uri
+        params = [Param(path, json.dumps(value) if isinstance(value, (dict, list)) else str(value))
+                  for path, value in _flat(config.values()).items()]
+        self.client.log_batch(self.run_id, params=params)
+
+    def log_metrics(self, values: dict[str, float], step: int) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self.client.log_batch(self.run_id, metrics=[Metric(k, v, now, step) for k, v in values.items()])
+
+    def upload(self, path: Path, folder: str) -> str:
+        self.client.log_artifact(self.run_id, str(path), artifact_path=folder or None)
+        return "/".join(p for p in (self.artifact_uri, folder, path.name) if p)
+
+    def tag(self, key: str, value: str) -> None:
+        self.client.set_tag(self.run_id, key, value)
+
+    def finish(self, succeeded: bool) -> None:
+        self.client.set_terminated(self.run_id, "FINISHED" if succeeded else "FAILED")
+
+
+class WandbStore(ExperimentStore):
+    """Weights & Biases; WANDB_MODE=offline keeps the run on disk (under the run directory) for a
+    later `wandb sync`."""
+
+    name = "wandb"
+
+    def __init__(self, entity: str | None, project: str) -> None:
+        # stdout carries the command's summary or JSON: W&B must neither print into it nor capture it.
+        os.environ.setdefault("WANDB_SILENT", "true")
+        os.environ.setdefault("WANDB_CONSOLE", "off")
+        import wandb
+
+        self.wandb = wandb
+        self.entity, self.project = entity, project
+        self.run: Any = None
+
+    def start(self, run: Run, config: Config) -> None:
+        self.run = self.wandb.init(project=self.project, entity=self.entity, name=run.id, id=run.id,
+                                   dir=str(run.directory), config=config.values(), reinit="create_new")
+
+    def log_metrics(self, values: dict[str, float], step: int) -> None:
+        self.run.log(values, step=step)
+
+    def upload(self, path: Path, folder: str) -> str:
+        kind = "checkpoint" if folder == "checkpoints" else "model"
+        name = f"{self.run.id}-{path.stem}".replace("/", "-")
+        artifact = self.wandb.Artifact(name, type=kind, metadata={"folder": folder})
+        artifact.add_file(str(path))
+        self.run.log_artifact(artifact)
+        return f"wandb-artifact://{self.entity or '-'}/{self.project}/{name}:latest"
+
+    def finish(self, succeeded: bool) -> None:
+        self.run.finish(exit_code=0 if succeeded else 1)
+
+
+class S3Store(ExperimentStore):
+    """An S3 bucket (or an S3-compatible server through store.endpointUrl): s3://bucket/prefix/<run>/..."""
+
+    name = "s3"
+
+    def __init__(self, uri: str, endpoint_url: str | None) -> None:
+        import boto3
+
+        parsed = urlparse(uri)
+        self.bucket, self.prefix = parsed.netloc, parsed.path.strip("/")
+        self.client = boto3.client("s3", endpoint_url=endpoint_url)
+        self.run_prefix = ""
+
+    def start(self, run: Run, config: Config) -> None:
+        self.client.head_bucket(Bucket=self.bucket)
+        self.run_prefix = "/".join(p for p in (self.prefix, run.id) if p)
+
+    def upload(self, path: Path, folder: str) -> str:
+        key = "/".join(p for p in (self.run_prefix, folder, path.name) if p)
+        self.client.upload_file(str(path), self.bucket, key)
+        return f"s3://{self.bucket}/{key}"
+
+    def finish(self, succeeded: bool) -> None:
+        pass
+
+
+def _flat(nested: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return {f"{feature}.{name}": value for feature, options in nested.items() for name, value in options.items()}
+
+
+def check_backend(config: Config) -> None:
+    """Refuse a store that cannot work before any training: a missing client library, a bad URI."""
+    backend = config.store.backend
+    if backend == "local":
+        return
+    module, extra = EXTRAS[backend]
+    if importlib.util.find_spec(module) is None:
+        raise config.refuse("store.backend", f"needs {module}: pip install 'rl-module[{extra}]'")
+    uri = config.store.trackingUri
+    if backend == "s3" and (uri is None or not uri.startswith("s3://") or not urlparse(uri).netloc):
+        raise UsageError(f"option store.trackingUri from {config.source('store.trackingUri')}: {uri!r} is not "
+                         "allowed; store.backend s3 needs s3://bucket[/prefix]")
+
+
+def open_backend(config: Config) -> ExperimentStore | None:
+    """The configured backend (not yet started), or None for the local store alone."""
+    backend = config.store.backend
+    if backend == "mlflow":
+        return MLflowStore(config.store.trackingUri, config.store.experimentName)
+    if backend == "wandb":
+        return WandbStore(config.store.trackingUri, config.store.experimentName)
+    if backend == "s3":
+        return S3Store(config.store.trackingUri, config.store.endpointUrl)
+    return None
+
+
+class Uploader:
+    """Runs a backend's calls in one background thread, in order. The first failure is reported once
+    (with the backend's own message) and the backend is dropped: later calls are skipped, and every
+    file not copied is listed in `not_uploaded`."""
+
+    def __init__(self, run: Run, config: Config) -> None:
+        self.name = config.store.backend
+        self.failure: str | None = None
+        self.uploaded: dict[str, str] = {}  # local path -> remote URI
+        self.not_uploaded: list[str] = []
+        self.backend: ExperimentStore | None = None
+        self._queue: queue.Queue[tuple[str, Callable[[], Any], str | None] | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._finished = False
+        if self.name != "local":
+            self._thread = threading.Thread(target=self._work, name=f"rl-store-{self.name}", daemon=True)
+            self._thread.start()
+            self._queue.put(("start", lambda: self._start(run, config), None))
+
+    def _start(self, run: Run, config: Config) -> None:
+        # Opened here, in the background: importing a client (MLflow's takes seconds) must not delay training.
+        backend = open_backend(config)
+        if backend is not None:
+            backend.start(run, config)
+        self.backend = backend
+
+    def _submit(self, what: str, call: Callable[[], Any], path: str | None = None) -> None:
+        if self._thread is not None:
+            self._queue.put((what, call, path))
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            what, call, path = item
+            if self.failure is not None:
+                if path is not None:
+                    self.not_uploaded.append(path)
+                continue
+            try:
+                result = call()
+                if path is not None:
+                    self.uploaded[path] = result
+            except Exception as error:  # the backend's own message, once; training goes on
+                self.failure = f"{what}: {type(error).__name__}: {error}"
+                log.warning("%s store failed (%s); the run goes on locally, nothing more is sent there",
+                            self.name, self.failure,
+                            extra=event("rl.store.failed", backend=self.name, error=self.failure))
+                if path is not None:
+                    self.not_uploaded.append(path)
+
+    def _backend(self) -> ExperimentStore:
+        if self.backend is None:
+            raise RuntimeError("the store did not start")
+        return self.backend
+
+    def metrics(self, values: dict[str, float], step: int) -> None:
+        if values:
+            self._submit("metrics", lambda: self._backend().log_metrics(values, step))
+
+    def upload(self, path: Path, folder: str = "") -> None:
+        def copy() -> str | None:
+            if not path.exists():  # pruned from the registry before its turn came: nothing to copy
+                return None
+            return self._backend().upload(path, folder)
+
+        self._submit(f"upload {path.name}", copy, str(path))
+
+    def upload_model(self, path: Path, folder: str = "") -> None:
+        """A model file and, first, its normalization statistics when it has them."""
+        stats = obs.stats_path(path)
+        if stats.exists():
+            self.upload(stats, folder)
+        self.upload(path, folder)
+
+    def tag(self, key: str, value: str) -> None:
+        self._submit("tag", lambda: self._backend().tag(key, value))
+
+    def finish(self, run: Run, succeeded: bool, timeout: float = 300.0) -> None:
+        """Upload the run's files, end the remote run, and wait (bounded) for the queue to drain.
+        Once: a second call does nothing."""
+        if self._thread is None or self._finished:
+            return
+        self._finished = True
+        for name in RUN_FILES:
+            if (run.directory / name).exists():
+                self.upload(run.directory / name)
+        self._submit("finish", lambda: self._backend().finish(succeeded))
+        self._queue.put(None)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self.failure = self.failure or f"still uploading after {timeout:.0f} s"
+            while True:  # what never got its turn
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not None and item[2] is not None:
+                    self.not_uploaded.append(item[2])
+
+
+def logger_writer(uploader: Uploader) -> Any:
+    """A KVWriter beside SB3's csv/json writers sending every dump's numbers to the backend by step."""
+    from stable_baselines3.common.logger import KVWriter
+
+    class StoreWriter(KVWriter):
+        def write(self, key_values: dict[str, Any], key_excluded: dict[str, Any], step: int = 0) -> None:
+            uploader.metrics({k: float(v) for k, v in key_values.items()
+                              if isinstance(v, (int, float)) and not isinstance(v, bool)}, step)
+
+        def close(self) -> None:
+            pass
+
+    return StoreWriter()

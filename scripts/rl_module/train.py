@@ -77,6 +77,7 @@ def prepare(config: Config) -> Plan:
 
     info = env.inspect(config)
     obs.check(config, info.observation_space)
+    store.check_backend(config)
     agent.check(config, info.observation_space, info.action_space)
     policy_kwargs = feature.policy_kwargs(config, info.observation_space)
     threshold = reward_threshold(config, info)
@@ -113,6 +114,9 @@ class TrainResult:
     model_id: int | None = None  # the final model's registry id
     validated: bool | None = None
     failing_rules: list[str] = field(default_factory=list)
+    store_backend: str = "local"
+    store_failure: str | None = None  # the experiment store's first failure, when it failed
+    not_uploaded: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -171,6 +175,12 @@ def _after_eval(tracker: _EvalTracker, recorder: registry.Recorder | None) -> An
     return RecordEvaluation()
 
 
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
 def _progress_bar(config: Config) -> bool:
     import sys
 
@@ -198,9 +208,11 @@ def train(plan: Plan) -> TrainResult:
         with logs.to_file(run.directory / "train.log", config.logs.level), \
                 telemetry.session(config, run.id, run.directory) as signals:
             recorder = registry.Recorder(config, run.id) if config.registry.enable else None
+            uploader = store.Uploader(run, config)
             try:
-                return _learn(plan, model, run, venv, eval_venv, started, recorder, signals)
+                return _learn(plan, model, run, venv, eval_venv, started, recorder, signals, uploader)
             finally:
+                uploader.finish(run, succeeded=False)  # a no-op after a finished run; else ends the remote run
                 if recorder is not None:
                     recorder.close()
     finally:
@@ -209,17 +221,19 @@ def train(plan: Plan) -> TrainResult:
 
 
 def _learn(plan: Plan, model: BaseAlgorithm, run: store.Run, venv: VecEnv, eval_venv: VecEnv,
-           started: float, recorder: registry.Recorder | None, signals: Telemetry) -> TrainResult:
+           started: float, recorder: registry.Recorder | None, signals: Telemetry,
+           uploader: store.Uploader) -> TrainResult:
     from stable_baselines3.common.logger import configure
 
-    from . import metrics, traces
+    from . import metrics, plots, traces
 
     config = plan.config
     store.write_json(run.directory / store.CONFIG_FILE, {"run": run.id, "options": config.describe()})
     log.info("run %s started: %s on %s, %d steps, seed %d, device %s", run.id, config.agent.algorithm,
              config.env.envId, config.train.totalTimesteps, plan.seed, plan.device,
              extra=event("rl.run.started", run_id=run.id, timesteps=config.train.totalTimesteps, seed=plan.seed))
-    model.set_logger(configure(str(run.directory), ["csv", "json"]))
+    model.set_logger(configure(str(run.directory), ["csv", "json"] + (["tensorboard"] if _has("tensorboard") else [])))
+    model.logger.output_formats.append(store.logger_writer(uploader))
     tracker = _EvalTracker()
     run_attributes = {"rl.run.id": run.id, "rl.env.id": config.env.envId, "rl.algorithm": config.agent.algorithm,
                       "rl.seed": plan.seed, "rl.timesteps.total": config.train.totalTimesteps}
@@ -230,8 +244,11 @@ def _learn(plan: Plan, model: BaseAlgorithm, run: store.Run, venv: VecEnv, eval_
         if signals.tracer_provider is not None:
             callbacks.append(traces.callback(signals.tracer_provider, config, run_span))
         if config.store.checkpointFreq > 0:
-            on_saved = (lambda saved: recorder.checkpoint(saved.path, saved.sha256, saved.timesteps)) \
-                if recorder else None
+            def on_saved(saved: store.SavedModel) -> None:
+                uploader.upload_model(saved.path, "checkpoints")
+                if recorder is not None:
+                    recorder.checkpoint(saved.path, saved.sha256, saved.timesteps)
+
             callbacks.append(store.checkpoint_callback(run, config.store.checkpointFreq, on_saved, signals.span))
         if config.train.evalFreq > 0:
             callbacks.append(traces.eval_callback(
@@ -253,6 +270,12 @@ def _learn(plan: Plan, model: BaseAlgorithm, run: store.Run, venv: VecEnv, eval_
         validation = None
         if recorder is not None:
             validation = recorder.final(saved.path, saved.sha256, saved.timesteps, result.as_registry())
+            uploader.tag("rl.registry.model_id", str(validation.model_id))
+        uploader.upload_model(saved.path)
+        if run.best_model_path.exists():
+            uploader.upload_model(run.best_model_path)
+        plots.plot([plots.read_curve(run.directory)], run.directory / plots.CURVE_FILE,
+                   f"{config.agent.algorithm} on {config.env.envId}")
     if plan.threshold is not None and tracker.reached_at is None and result.mean_reward >= plan.threshold:
         tracker.reached_at, tracker.reached_steps = time.time(), saved.timesteps
     outcome = TrainResult(
@@ -266,6 +289,12 @@ def _learn(plan: Plan, model: BaseAlgorithm, run: store.Run, venv: VecEnv, eval_
         model_id=validation.model_id if validation else None, validated=validation.valid if validation else None,
         failing_rules=validation.failing() if validation else [],
     )
+    store.write_json(run.directory / store.RESULT_FILE, outcome.as_dict())
+    uploader.finish(run, succeeded=True)
+    outcome.store_backend, outcome.store_failure = config.store.backend, uploader.failure
+    outcome.not_uploaded = uploader.not_uploaded
+    if recorder is not None and uploader.uploaded:
+        recorder.registry.set_remote(uploader.uploaded)
     store.write_json(run.directory / store.RESULT_FILE, outcome.as_dict())
     log.info("run %s finished: mean reward %.2f +/- %.2f", run.id, result.mean_reward, result.std_reward,
              extra=event("rl.run.finished", run_id=run.id, mean_reward=result.mean_reward,

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
-from ..config import Command, Config
+from ..config import Command, Config, Failure
 from ..registry import Model, Registry
 from . import run
 
@@ -16,11 +18,30 @@ def _list(config: Config, args: argparse.Namespace) -> int:
     with Registry(config.registry.dbPath) as registry:
         models = registry.models(validated=args.validated, env_id=config.given("env.envId"),
                                  algorithm=config.given("agent.algorithm"), limit=args.top_n)
+    if args.plot is not None:
+        from ..plots import plot, read_curve
+
+        curves = [read_curve(run_dir, f"model {m.id}: {m.algorithm} {m.env_id}, {m.mean_reward or 0:.1f}")
+                  for m in models if (run_dir := _run_dir(m)) is not None]
+        if not curves:
+            raise Failure("no learning curves: none of these models has its run directory")
+        plot(curves, Path(args.plot))
+        print(f"wrote {args.plot}: learning curves of {len(curves)} model{'s' if len(curves) != 1 else ''}",
+              file=sys.stderr)
     if args.json:
         print(json.dumps([m.as_dict() for m in models], indent=2))
     else:
         print(table(models) if models else f"no models in {config.registry.dbPath}")
     return 0
+
+
+def _run_dir(model: Model) -> Path | None:
+    """The run directory a model file lives in (a checkpoint is one folder deeper)."""
+    path = Path(model.model_path).parent
+    for candidate in (path, path.parent):
+        if (candidate / "progress.csv").exists():
+            return candidate
+    return None
 
 
 def _age(timestamp: int) -> str:
@@ -50,6 +71,8 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--validated", action="store_true", help="only validated models")
     parser.add_argument("--top-n", type=int, metavar="N", help="only the N best")
     parser.add_argument("--json", action="store_true", help="JSON for scripts")
+    parser.add_argument("--plot", metavar="FILE",
+                        help="also draw the learning curves of these models side by side (PNG)")
 
 
 COMMAND = Command(

@@ -44,6 +44,13 @@ def summary(result: object) -> str:
         else:
             reached = "not reached"
         lines.append(f"  threshold    {r['threshold']:g}: {reached}")
+    if r["store_backend"] != "local":
+        if r["store_failure"]:
+            missing = len(r["not_uploaded"])
+            lines.append(f"  store        {r['store_backend']} failed: {r['store_failure']}; {missing} file"
+                         f"{'s' if missing != 1 else ''} not uploaded (all are in the run directory)")
+        else:
+            lines.append(f"  store        {r['store_backend']}: everything uploaded")
     if r["model_id"] is not None:
         verdict = "validated" if r["validated"] else f"not validated ({', '.join(r['failing_rules'])})"
         lines.append(f"  registry     model {r['model_id']}, {verdict}")

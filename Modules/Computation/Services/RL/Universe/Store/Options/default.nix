@@ -9,7 +9,7 @@
   trackingUri = {
     type = { nullOr = "nonEmptyStr"; };
     default = null;
-    description = "Tracking endpoint of the backend: an MLflow URI, `s3://bucket/prefix`, or a W&B entity.";
+    description = "Where the backend keeps runs: an MLflow tracking URI, `s3://bucket/prefix`, or a W&B entity; null takes the backend's own default.";
     example = "http://localhost:5000";
   };
   experimentName = {
@@ -29,5 +29,11 @@
     default = 10000;
     description = "Save a checkpoint every this many environment steps; 0 saves none.";
     example = 50000;
+  };
+  endpointUrl = {
+    type = { nullOr = "nonEmptyStr"; };
+    default = null;
+    description = "Endpoint of an S3-compatible server (MinIO, Ceph, ...) for backend = s3; null asks AWS.";
+    example = "http://localhost:9000";
   };
 }

@@ -1,0 +1,253 @@
+"""Experiment stores against real services on loopback: an MLflow tracking server, W&B in offline mode,
+an S3-compatible server (moto's standalone server) through boto3; and each one down."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import BIN, command
+
+from rl_module.registry import Registry
+
+BUDGET = ("--total-timesteps", "2048", "--eval-freq", "1024", "--checkpoint-freq", "1024", "--seed", "5",
+          "--json")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for(url: str, process: subprocess.Popen[bytes], seconds: float = 60) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url}: the server exited with {process.returncode}")
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except OSError:
+            time.sleep(0.25)
+    raise TimeoutError(url)
+
+
+def train(cwd: Path, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    result = command("rl-train", *BUDGET, *args, cwd=cwd, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    return json.loads(result.stdout)
+
+
+def load_and_predict(path: Path) -> None:
+    from stable_baselines3 import PPO
+
+    model = PPO.load(str(path), device="cpu")
+    action, _ = model.predict([0.0, 0.0, 0.0, 0.0], deterministic=True)
+    assert int(action) in (0, 1)
+
+
+def registry_rows(cwd: Path) -> list[Any]:
+    with Registry(cwd / "rl_registry.db") as registry:
+        return registry.models()
+
+
+def local_models_intact(cwd: Path, result: dict[str, Any]) -> None:
+    assert (cwd / result["model_path"]).is_file()
+    rows = registry_rows(cwd)
+    assert rows and all(Path(r.model_path).is_file() for r in rows)
+    assert {r.id for r in rows} >= {result["model_id"]}
+
+
+# -- MLflow ---------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory) -> Iterator[str]:
+    root = tmp_path_factory.mktemp("mlflow")
+    port = free_port()
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    server = subprocess.Popen(
+        [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+         "--default-artifact-root", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(f"{uri}/health", server)
+        yield uri
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=20)
+
+
+@pytest.mark.slow
+def test_mlflow_gets_params_metrics_by_step_and_the_model(mlflow_server, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    result = train(tmp_path, "--backend", "mlflow", "--tracking-uri", mlflow_server, "--experiment-name", "cartpole")
+    assert result["store_failure"] is None and result["not_uploaded"] == []
+    client = MlflowClient(mlflow_server)
+    experiment = client.get_experiment_by_name("cartpole")
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.run_name == result["run_id"] and run.info.status == "FINISHED"
+    assert run.data.params["env.envId"] == "CartPole-v1" and run.data.params["env.seed"] == "5"
+    assert run.data.tags["rl.registry.model_id"] == str(result["model_id"])
+    history = client.get_metric_history(run.info.run_id, "train/value_loss")
+    assert len(history) >= 2 and [m.step for m in history] == sorted(m.step for m in history)
+    assert client.get_metric_history(run.info.run_id, "eval/mean_reward")[-1].step == 2048
+    names = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"model.zip", "config.json", "progress.csv", "learning_curve.png", "checkpoints"} <= names
+    assert len(client.list_artifacts(run.info.run_id, "checkpoints")) == 2
+    downloaded = Path(client.download_artifacts(run.info.run_id, "model.zip", str(tmp_path / "download")))
+    load_and_predict(downloaded)
+    # The registry's model_path is the local file; remote_uri says where MLflow's copy is.
+    final = next(r for r in registry_rows(tmp_path) if r.id == result["model_id"])
+    assert Path(final.model_path).is_file() and final.remote_uri.endswith("/model.zip")
+
+
+# -- Weights & Biases (offline) -------------------------------------------------------------------
+
+def wandb_records(path: Path) -> Iterator[Any]:
+    """The records of a .wandb file: W&B's header, then LevelDB's log format (32 KiB blocks of
+    crc32 / length / type chunks) holding wandb_internal Record protobufs."""
+    from wandb.proto.wandb_internal_pb2 import Record
+
+    data = path.read_bytes()
+    assert data[:4] == b":W&B"
+    position, block, pending = 7, 32768, b""
+    while position + 7 <= len(data):
+        left = block - position % block
+        if left < 7:
+            position += left
+            continue
+        _crc, length, kind = struct.unpack("<IHB", data[position:position + 7])
+        if kind == 0:
+            position += left
+            continue
+        pending += data[position + 7:position + 7 + length]
+        position += 7 + length
+        if kind in (1, 4):  # FULL or LAST
+            yield Record.FromString(pending)
+            pending = b""
+
+
+@pytest.mark.slow
+def test_wandb_offline_keeps_config_metrics_and_the_model_artifact(tmp_path):
+    env = {"WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    result = train(tmp_path, "--backend", "wandb", "--experiment-name", "cartpole", env=env)
+    assert result["store_failure"] is None
+    (run_file,) = (tmp_path / result["run_dir"]).glob("wandb/offline-run-*/run-*.wandb")
+    records = list(wandb_records(run_file))
+    kinds = {r.WhichOneof("record_type") for r in records}
+    assert {"run", "history", "artifact"} <= kinds
+    run = next(r.run for r in records if r.WhichOneof("record_type") == "run")
+    assert run.run_id == result["run_id"] and run.project == "cartpole"
+    config = {u.key: json.loads(u.value_json) for u in run.config.update}
+    assert config["env"]["envId"] == "CartPole-v1" and config["env"]["seed"] == 5
+    history = [{i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in r.history.item}
+               for r in records if r.WhichOneof("record_type") == "history"]
+    losses = [h for h in history if "train/value_loss" in h]
+    assert len(losses) >= 2 and all(isinstance(h["train/value_loss"], float) for h in losses)
+    artifacts = [r.artifact for r in records if r.WhichOneof("record_type") == "artifact"]
+    assert any(a.type == "model" and any(c.path == "model.zip" for c in a.manifest.contents) for a in artifacts)
+
+
+# -- S3 (moto's standalone server) ----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def s3_server() -> Iterator[dict[str, str]]:
+    binary = shutil.which("moto_server", path=str(BIN))
+    if binary is None:
+        pytest.skip("moto_server is not installed (./dev test installs moto[server])")
+    port = free_port()
+    server = subprocess.Popen([binary, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
+    try:
+        wait_for(f"{endpoint}/moto-api/", server)
+        import boto3
+
+        boto3.client("s3", endpoint_url=endpoint, **_boto(env)).create_bucket(Bucket="runs")
+        yield {**env, "endpoint": endpoint}
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def _boto(env: dict[str, str]) -> dict[str, str]:
+    return {"aws_access_key_id": env["AWS_ACCESS_KEY_ID"], "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"],
+            "region_name": env["AWS_DEFAULT_REGION"]}
+
+
+@pytest.mark.slow
+def test_s3_gets_the_run_directory_and_every_checkpoint(s3_server, tmp_path):
+    import boto3
+
+    env = {k: v for k, v in s3_server.items() if k != "endpoint"}
+    result = train(tmp_path, "--backend", "s3", "--tracking-uri", "s3://runs/experiments",
+                   "--endpoint-url", s3_server["endpoint"], env=env)
+    assert result["store_failure"] is None
+    client = boto3.client("s3", endpoint_url=s3_server["endpoint"], **_boto(s3_server))
+    keys = {o["Key"] for o in client.list_objects_v2(Bucket="runs", Prefix="experiments/")["Contents"]}
+    prefix = f"experiments/{result['run_id']}"
+    assert {f"{prefix}/model.zip", f"{prefix}/config.json", f"{prefix}/progress.csv",
+            f"{prefix}/checkpoints/step-1024.zip", f"{prefix}/checkpoints/step-2048.zip"} <= keys
+    client.download_file("runs", f"{prefix}/model.zip", str(tmp_path / "copy.zip"))
+    load_and_predict(tmp_path / "copy.zip")
+    final = next(r for r in registry_rows(tmp_path) if r.id == result["model_id"])
+    assert final.remote_uri == f"s3://runs/{prefix}/model.zip" and Path(final.model_path).is_file()
+
+
+# -- outages --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("backend,args,env", [
+    ("mlflow", ("--tracking-uri", "http://127.0.0.1:{port}"), {}),
+    ("s3", ("--tracking-uri", "s3://runs/x", "--endpoint-url", "http://127.0.0.1:{port}"),
+     {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
+      "AWS_MAX_ATTEMPTS": "1"}),
+    ("wandb", ("--tracking-uri", "nobody"), {"WANDB_MODE": "online", "WANDB_BASE_URL": "http://127.0.0.1:{port}",
+                                             "WANDB_API_KEY": "x" * 40, "WANDB_INIT_TIMEOUT": "5"}),
+])
+@pytest.mark.slow
+def test_a_store_that_is_down_costs_nothing_but_the_upload(backend, args, env, tmp_path):
+    port = str(free_port())
+    args = tuple(a.replace("{port}", port) for a in args)
+    env = {k: v.replace("{port}", port) for k, v in env.items()}
+    started = time.time()
+    result = command("rl-train", *BUDGET, "--backend", backend, *args, cwd=tmp_path, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout)
+    assert outcome["store_failure"], "the failure is reported in the result"
+    assert outcome["not_uploaded"] and any(p.endswith("model.zip") for p in outcome["not_uploaded"])
+    assert result.stderr.count(f"{backend} store failed") == 1
+    local_models_intact(tmp_path, outcome)
+    assert time.time() - started < 120
+    summary = command("rl-train", *BUDGET[:-1], "--backend", backend, *args, cwd=tmp_path, env=env, timeout=300)
+    assert "not uploaded" in summary.stdout
+
+
+def test_the_local_store_has_tensorboard_events_a_learning_curve_and_registry_plots(tmp_path):
+    result = train(tmp_path, "--eval-freq", "512")
+    run_dir = tmp_path / result["run_dir"]
+    assert (run_dir / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert list(run_dir.glob("**/events.out.tfevents.*")), "TensorBoard event files (tensorboard is installed)"
+    second = train(tmp_path, "--seed", "6")
+    assert second["run_id"] != result["run_id"]
+    plotted = command("rl-registry-list", "--top-n", "2", "--plot", str(tmp_path / "top.png"), cwd=tmp_path)
+    assert plotted.returncode == 0, plotted.stderr
+    assert "learning curves of 2 models" in plotted.stderr
+    from PIL import Image
+
+    with Image.open(tmp_path / "top.png") as image:
+        assert image.width > 2 * image.height  # two panels side by side
