@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import BIN, command
 
+from conftest import BIN, command
 from rl_module.registry import Registry
 
 BUDGET = ("--total-timesteps", "2048", "--eval-freq", "1024", "--checkpoint-freq", "1024", "--seed", "5",
