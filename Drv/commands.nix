@@ -1,0 +1,46 @@
+# The rl-* commands of the project's Python package, each wrapped with the env vars a configuration
+# renders (lib/render.nix envVars). --set-default: a variable already in the user's environment wins,
+# as the option precedence says (Nix config < environment < flag).
+{
+  lib,
+  makeWrapper,
+  runCommand,
+  symlinkJoin,
+  rl-module,
+  environment ? { },
+}:
+
+let
+  names = [
+    "rl-train"
+    "rl-eval"
+    "rl-infer"
+    "rl-registry-list"
+    "rl-registry-validate"
+    "rl-registry-prune"
+    "rl-load-best"
+    "introspect-options"
+  ];
+  setDefaults = lib.concatStringsSep " " (
+    lib.mapAttrsToList (name: value: "--set-default ${lib.escapeShellArg name} ${lib.escapeShellArg value}") environment
+  );
+  wrap =
+    name:
+    runCommand name
+      {
+        nativeBuildInputs = [ makeWrapper ];
+        meta.mainProgram = name;
+      }
+      ''
+        makeWrapper ${rl-module}/bin/${name} $out/bin/${name} ${setDefaults}
+      '';
+  commands = lib.genAttrs names wrap;
+in
+commands
+// {
+  all = symlinkJoin {
+    name = "rl-commands";
+    paths = builtins.attrValues commands;
+    meta.mainProgram = "rl-train";
+  };
+}

@@ -1,0 +1,14 @@
+# The project's Python package set (Drv/) on a nixpkgs, and the rl-* commands wrapped with an
+# environment: { rl-train = <drv>; ...; all = <all commands>; python = <python with rl-module>; }
+{ pkgs, environment ? { } }:
+
+let
+  python = pkgs.python3.override { packageOverrides = import ../../../../Drv; };
+in
+pkgs.callPackage ../../../../Drv/commands.nix {
+  inherit environment;
+  inherit (python.pkgs) rl-module;
+}
+// {
+  inherit python;
+}

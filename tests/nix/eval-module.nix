@@ -1,0 +1,39 @@
+# Evaluates the NixOS or home-manager module of RL Module with the real module system of a nixpkgs lib
+# checkout (tests/test_nix_module.py passes its path). The host's own options (environment.*, home.*)
+# are declared here as stand-ins, since NixOS and home-manager themselves are not at hand offline; pkgs
+# is never forced unless the packages are asked for.
+{ nixpkgsLib, target, settings }:
+
+let
+  lib = import (nixpkgsLib + "/lib");
+  inherit (lib) mkOption types;
+  host = {
+    nixos = {
+      module = ../../Modules/Computation/Services/RL/nixos.nix;
+      options.environment.systemPackages = mkOption { type = types.listOf types.raw; default = [ ]; };
+    };
+    homeManager = {
+      module = ../../Modules/Computation/Services/RL/home-manager.nix;
+      options.home = {
+        packages = mkOption { type = types.listOf types.raw; default = [ ]; };
+        sessionVariables = mkOption { type = types.attrsOf types.str; default = { }; };
+      };
+    };
+  }.${target};
+  evaluated = lib.evalModules {
+    class = target;
+    modules = [
+      host.module
+      { inherit (host) options; }
+      { _module.args.pkgs = throw "pkgs is not available in this evaluation"; }
+      { _file = "the test settings"; rl = builtins.fromJSON settings; }
+    ];
+  };
+in
+{
+  environment = evaluated.config.rl.environment;
+  enabled = evaluated.config.rl.enable;
+  sessionVariables = if target == "homeManager" then evaluated.config.home.sessionVariables else null;
+  options = builtins.attrNames evaluated.options.rl;
+  nEnvsType = evaluated.options.rl.env.nEnvs.type.description;
+}
