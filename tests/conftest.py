@@ -13,7 +13,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULE_DIR = "Modules/Computation/Services/RL"
-BIN = Path(sys.executable).parent
+# Where the console scripts are: beside the interpreter in a virtual environment, on PATH in a Nix build.
+BIN = Path(shutil.which("rl-train") or sys.executable).parent
 
 
 def nix_eval(*args: str, cwd: Path = ROOT) -> object:

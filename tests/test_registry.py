@@ -214,6 +214,7 @@ def nu() -> str:
     return found
 
 
+@pytest.mark.service
 def test_nushell_helpers_list_best_and_report_over_the_same_database(nu, tmp_path):
     db = tmp_path / "r.db"
     with Registry(db) as registry:

@@ -20,6 +20,9 @@ import pytest
 from conftest import BIN, command
 from rl_module.registry import Registry
 
+# Every test here needs a store's client library or server (MLflow, W&B, boto3 and moto, TensorBoard).
+pytestmark = pytest.mark.service
+
 BUDGET = ("--total-timesteps", "2048", "--eval-freq", "1024", "--checkpoint-freq", "1024", "--seed", "5",
           "--json")
 

@@ -208,6 +208,7 @@ def query(api: str, promql: str) -> list[Any]:
 
 
 @pytest.mark.slow
+@pytest.mark.service
 def test_prometheus_scrapes_the_reward_during_a_run(prometheus, tmp_path):
     target, api = prometheus
     run = subprocess.Popen([str(BIN / "rl-train"), "--total-timesteps", "40000", "--metrics", "--prometheus-port",

@@ -38,7 +38,6 @@ buildPythonPackage rec {
 
   meta = {
     description = "Trading environments (forex-v0, stocks-v0) for Gymnasium, with their bundled data";
-    homepage = "https://github.com/AminHP/gym-anytrading";
     license = lib.licenses.mit;
   };
 }

@@ -66,7 +66,6 @@ buildPythonPackage rec {
 
   meta = {
     description = "MLflow's tracking client, without the server";
-    homepage = "https://mlflow.org";
     license = lib.licenses.asl20;
   };
 }

@@ -42,7 +42,6 @@ buildPythonPackage rec {
 
   meta = {
     description = "MLflow's tracing SDK";
-    homepage = "https://mlflow.org";
     license = lib.licenses.asl20;
   };
 }

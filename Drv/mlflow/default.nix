@@ -54,7 +54,6 @@ buildPythonPackage rec {
 
   meta = {
     description = "Tracking server and client for machine learning experiments";
-    homepage = "https://mlflow.org";
     license = lib.licenses.asl20;
     mainProgram = "mlflow";
   };

@@ -43,7 +43,6 @@ buildPythonPackage rec {
 
   meta = {
     description = "Reliable implementations of reinforcement learning algorithms in PyTorch";
-    homepage = "https://github.com/DLR-RM/stable-baselines3";
     license = lib.licenses.mit;
   };
 }

@@ -1,0 +1,123 @@
+"""The Nix side: every .nix file parses; with real checkouts of nixpkgs lib and flake-parts (paths in
+RL_TEST_NIXPKGS_LIB and RL_TEST_FLAKE_PARTS, never committed), the NixOS and home-manager modules
+evaluate with typed settings, refuse a wrong type naming the option, render exactly the environment the
+Python side parses back into the same configuration, and the flake evaluates through flake-parts."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import ROOT
+
+from rl_module import spec
+from rl_module.cli.train import COMMAND as TRAIN
+
+SETTINGS = {
+    "enable": True,
+    "env": {"envId": "LunarLander-v3", "nEnvs": 8, "kwargs": {"continuous": True}},
+    "agent": {"algorithm": "sac", "netArch": [256, 256]},
+    "train": {"learningRate": "lin_7.3e-4", "gamma": 0.98, "stopOnReward": True},
+    "registry": {"minReward": 200, "keepTopN": 5},
+    "metrics": {"enable": True, "endpoint": "http://collector:4317", "protocol": "http"},
+    "logs": {"level": "warn"},
+}
+
+
+def test_every_nix_file_parses(nix):
+    files = subprocess.run(["git", "ls-files", "*.nix"], cwd=ROOT, capture_output=True, text=True,
+                           check=True).stdout.split()
+    assert len(files) > 30
+    for file in files:
+        result = subprocess.run(["nix-instantiate", "--parse", file], cwd=ROOT, capture_output=True, text=True,
+                                check=False)
+        assert result.returncode == 0, f"{file}: {result.stderr}"
+
+
+def test_the_lock_pins_every_input_of_the_flake(nix):
+    lock = json.loads((ROOT / "flake.lock").read_text())
+    assert lock["version"] == 7 and set(lock["nodes"]["root"]["inputs"]) == {"nixpkgs", "flake-parts"}
+    for name in ("nixpkgs", "flake-parts"):
+        locked = lock["nodes"][name]["locked"]
+        assert len(locked["rev"]) == 40 and locked["narHash"].startswith("sha256-") and locked["type"] == "github"
+    assert lock["nodes"]["flake-parts"]["inputs"]["nixpkgs-lib"] == ["nixpkgs"]
+
+
+CHECKOUTS = {"RL_TEST_NIXPKGS_LIB": "nix-community/nixpkgs.lib", "RL_TEST_FLAKE_PARTS": "hercules-ci/flake-parts"}
+
+
+def checkout(variable: str) -> Path:
+    path = os.environ.get(variable)
+    if not path:
+        pytest.skip(f"{variable} is not set: it names a checkout of {CHECKOUTS[variable]}, which cannot be "
+                    "fetched offline; the README's Nix section says how to run these tests")
+    return Path(path)
+
+
+def evaluate(nix, target: str, settings: dict[str, Any]) -> dict[str, Any]:
+    return nix(str(ROOT / "tests/nix/eval-module.nix"), "--arg", "nixpkgsLib", str(checkout("RL_TEST_NIXPKGS_LIB")),
+               "--argstr", "target", target, "--argstr", "settings", json.dumps(settings))
+
+
+@pytest.mark.parametrize("target", ["nixos", "homeManager"])
+def test_the_module_renders_what_python_parses_into_the_same_configuration(nix, target):
+    evaluated = evaluate(nix, target, SETTINGS)
+    assert evaluated["enabled"] is True
+    assert {"enable", "environment", "package", "env", "agent", "train", "registry", "metrics", "logs"} <= set(
+        evaluated["options"])
+    assert evaluated["nEnvsType"] == "positive integer, meaning >0"
+    environment = evaluated["environment"]
+    # Only what the settings set is rendered: the rest keeps its default (or its training preset).
+    expected_paths = {f"{feature}.{name}" for feature, options in SETTINGS.items() if isinstance(options, dict)
+                      for name in options}
+    by_env = {o.env: o.path for o in spec.load().options()}
+    assert {by_env[name] for name in environment} == expected_paths
+    plain = dataclasses.replace(TRAIN, layer=None)
+    config, _ = plain.configure([], environment)
+    for path in expected_paths:
+        feature, name = path.split(".")
+        assert config[path] == spec.coerce(SETTINGS[feature][name], spec.load().option(path).type), path
+        assert config.source(path) == f"env {spec.load().option(path).env}"
+    if target == "homeManager":
+        assert evaluated["sessionVariables"] == environment
+
+
+@pytest.mark.parametrize("option,value,expected", [
+    ("env.nEnvs", "eight", "positive integer"),
+    ("logs.level", "loud", 'one of "debug", "info", "warn", "error"'),
+    ("traces.sampleRate", 1.5, "between"),
+    ("train.learningRate", "fast", "string matching the pattern"),
+])
+def test_a_wrong_type_is_rejected_by_the_module_system_naming_the_option(nix, option, value, expected):
+    feature, name = option.split(".")
+    with pytest.raises(RuntimeError) as refused:
+        evaluate(nix, "nixos", {"enable": True, feature: {name: value}})
+    message = str(refused.value)
+    assert f"rl.{option}" in message and expected in message
+
+
+def test_the_flake_evaluates_through_flake_parts(nix):
+    overrides = ["--override-input", "nixpkgs", f"path:{checkout('RL_TEST_NIXPKGS_LIB')}",
+                 "--override-input", "flake-parts", f"path:{checkout('RL_TEST_FLAKE_PARTS')}"]
+
+    def flake_eval(attribute: str, apply: str) -> Any:
+        result = subprocess.run(
+            ["nix", "--extra-experimental-features", "nix-command flakes", "eval", "--json",
+             f"{ROOT}#{attribute}", "--apply", apply, "--no-write-lock-file", *overrides],
+            capture_output=True, text=True, check=False)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    assert flake_eval("packages.x86_64-linux", "builtins.attrNames") == sorted(
+        ["default", "introspect-options", "rl-eval", "rl-infer", "rl-load-best", "rl-registry-list",
+         "rl-registry-prune", "rl-registry-validate", "rl-train"])
+    assert flake_eval("apps.aarch64-darwin.rl-train", "app: app.type") == "app"
+    assert flake_eval("nixosModules", "builtins.attrNames") == ["rl"]
+    assert flake_eval("homeManagerModules", "builtins.attrNames") == ["rl"]
+    assert flake_eval("flakeModules", "builtins.attrNames") == ["rl"]
+    assert {"read", "envVars", "spec", "introspect"} <= set(flake_eval("lib", "builtins.attrNames"))
