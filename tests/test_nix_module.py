@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT
 
+from conftest import ROOT
 from rl_module import spec
 from rl_module.cli.train import COMMAND as TRAIN
 
