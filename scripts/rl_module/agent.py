@@ -73,6 +73,24 @@ def _check_kwargs(config: Config) -> None:
         raise config.refuse("agent.kwargs", f"names keywords {cls.__name__} does not take: {', '.join(hints)}")
 
 
+def device(config: Config, path: str, images: bool) -> str:
+    """The torch device an option (train.device, infer.device) names; `auto` takes a GPU only for image
+    policies: small MLPs run faster on the CPU (the transfer costs more than the maths). An absent
+    device is refused."""
+    import torch
+
+    wanted = config[path]
+    if wanted == "cuda" and not torch.cuda.is_available():
+        raise config.refuse(path, "is not available on this machine (torch sees no CUDA device)")
+    if wanted == "mps" and not torch.backends.mps.is_available():
+        raise config.refuse(path, "is not available on this machine (torch sees no MPS device)")
+    if wanted != "auto":
+        return str(wanted)
+    if images and torch.cuda.is_available():
+        return "cuda"
+    return "cpu"
+
+
 def schedule(text: str | float) -> Any:
     """A learning rate (or clip range) as written in options and presets: 3e-4, "3e-4", or "lin_1e-3"
     for a linear decay to zero over training, as RL Zoo writes them."""

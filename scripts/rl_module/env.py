@@ -11,6 +11,7 @@ import difflib
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .config import Config, UsageError
@@ -19,8 +20,11 @@ if TYPE_CHECKING:
     import gymnasium as gym
     from stable_baselines3.common.vec_env import VecEnv
 
-# Packages that register environments with Gymnasium when imported; tried when an id is not found.
-ENV_PACKAGES = ("gym_anytrading",)
+# Packages that register environments with Gymnasium when imported (tried when an id is not found),
+# with the extra that installs each and the ids it brings.
+ENV_PACKAGES = {"gym_anytrading": ("trading", ("forex-v0", "stocks-v0"))}
+# Gymnasium's optional dependencies, by a word of its DependencyNotInstalled message -> our extra.
+EXTRAS = {"box2d": "box2d", "mujoco": "mujoco", "pygame": "video", "moviepy": "video"}
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,7 @@ class EnvInfo:
     action_space: gym.Space[Any]
     reward_threshold: float | None  # Gymnasium's "solved" threshold, when the env registers one
     max_episode_steps: int | None
+    render_modes: tuple[str, ...] = ()
 
 
 def _custom_class(env_id: str) -> type | None:
@@ -52,6 +57,16 @@ def _custom_class(env_id: str) -> type | None:
     if candidate is not None:
         raise ValueError(f"{env_id} is not a class")
     return None  # Gymnasium's `module:EnvId`: importing the module registered the id
+
+
+def missing_extra(message: str) -> str:
+    """What to install for a DependencyNotInstalled: our extra, when the message names one we know."""
+    if " comes with " in message:  # ours, from ENV_PACKAGES
+        return message.split(" comes with ", 1)[1]
+    for word, extra in EXTRAS.items():
+        if word in message.lower():
+            return f"the {extra} extra: pip install 'rl-module[{extra}]' ({message.strip().splitlines()[0]})"
+    return f"a package that is not installed ({message.strip().splitlines()[0]})"
 
 
 def _hint(env_id: str) -> str:
@@ -80,10 +95,14 @@ def _make_one(config: Config) -> gym.Env[Any, Any]:
     try:
         return gym.make(factory, **kwargs)
     except gym.error.NameNotFound:
-        for package in ENV_PACKAGES:  # envs of a package register on import
+        for package, (extra, ids) in ENV_PACKAGES.items():  # envs of a package register on import
             try:
                 importlib.import_module(package)
             except ImportError:
+                if factory in ids:
+                    raise gym.error.DependencyNotInstalled(
+                        f"{factory} comes with {package}, which is not installed: pip install 'rl-module[{extra}]'"
+                    ) from None
                 continue
             if factory in gym.registry:
                 return gym.make(factory, **kwargs)
@@ -115,7 +134,8 @@ def inspect(config: Config) -> EnvInfo:
         reason = f"is not a registered Gymnasium environment ({error}){_hint(env_id)}"
         raise config.refuse("env.envId", reason) from None
     except gym.error.DependencyNotInstalled as error:
-        raise UsageError(f"environment {env_id} needs a package that is not installed: {error}") from None
+        raise UsageError(f"option env.envId from {config.source('env.envId')}: {env_id!r} needs "
+                         f"{missing_extra(str(error))}") from None
     except TypeError as error:
         raise config.refuse("env.kwargs", f"does not fit {env_id}: {error}") from None
     try:
@@ -125,13 +145,16 @@ def inspect(config: Config) -> EnvInfo:
             action_space=env.action_space,
             reward_threshold=spec.reward_threshold if spec else None,
             max_episode_steps=spec.max_episode_steps if spec else None,
+            render_modes=tuple(env.metadata.get("render_modes", ())),
         )
     finally:
         env.close()
 
 
-def make(config: Config, n_envs: int, seed: int | None, vec_env: str | None = None) -> VecEnv:
-    """The vectorized environment: `n_envs` copies, each wrapped in a Monitor (episode statistics)."""
+def make(config: Config, n_envs: int, seed: int | None, vec_env: str | None = None,
+         video: Path | None = None) -> VecEnv:
+    """The vectorized environment: `n_envs` copies, each wrapped in a Monitor (episode statistics);
+    with `video`, each episode is also recorded there (gymnasium's RecordVideo, rgb_array frames)."""
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
@@ -139,7 +162,20 @@ def make(config: Config, n_envs: int, seed: int | None, vec_env: str | None = No
     if isinstance(factory, str) and factory not in _registry():
         _make_one(config).close()  # registers envs of a package (ENV_PACKAGES) in this process
     vec_env_cls = SubprocVecEnv if (vec_env or config.env.vecEnv) == "subproc" and n_envs > 1 else DummyVecEnv
-    return make_vec_env(factory, n_envs=n_envs, seed=seed, env_kwargs=kwargs, vec_env_cls=vec_env_cls)
+    wrapper: dict[str, Any] = {}
+    # make_vec_env asks every env for rgb_array frames unless told otherwise; envs that cannot render
+    # them (gym-anytrading's) refuse to start. Frames are wanted only for video.
+    if isinstance(factory, str):
+        kwargs.setdefault("render_mode", None)
+    if video is not None:
+        from gymnasium.wrappers import RecordVideo
+
+        kwargs["render_mode"] = "rgb_array"
+        wrapper = {"wrapper_class": RecordVideo,
+                   "wrapper_kwargs": {"video_folder": str(video), "name_prefix": "eval",
+                                      # the evaluation's episodes, not the one an auto-reset starts after them
+                                      "episode_trigger": lambda episode: episode < config.eval.episodes}}
+    return make_vec_env(factory, n_envs=n_envs, seed=seed, env_kwargs=kwargs, vec_env_cls=vec_env_cls, **wrapper)
 
 
 def _registry() -> Any:

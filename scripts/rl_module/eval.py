@@ -43,9 +43,10 @@ class EvalResult:
         return Evaluation(self.mean_reward, self.std_reward, self.mean_episode_length, self.episodes)
 
 
-def eval_env(config: Config, seed: int | None) -> VecEnv:
-    """Copies of the environment for evaluation, stepped in this process."""
-    return env.make(config, n_envs=min(config.eval.episodes, MAX_EVAL_ENVS), seed=seed, vec_env="dummy")
+def eval_env(config: Config, seed: int | None, video: Path | None = None) -> VecEnv:
+    """Copies of the environment for evaluation, stepped in this process (one, when recording video)."""
+    copies = 1 if video is not None else min(config.eval.episodes, MAX_EVAL_ENVS)
+    return env.make(config, n_envs=copies, seed=seed, vec_env="dummy", video=video)
 
 
 def evaluate(model: BaseAlgorithm, venv: VecEnv, episodes: int, deterministic: bool) -> EvalResult:
@@ -56,11 +57,18 @@ def evaluate(model: BaseAlgorithm, venv: VecEnv, episodes: int, deterministic: b
     return EvalResult.of(rewards, lengths, deterministic)  # type: ignore[arg-type]
 
 
-def evaluate_file(config: Config, model_path: str | Path) -> EvalResult:
-    """Load a saved model (with its normalization statistics) and evaluate it."""
+def evaluate_file(config: Config, model_path: str | Path, video: Path | None = None) -> EvalResult:
+    """Load a saved model (with its normalization statistics) and evaluate it; with `video`, every
+    episode is recorded there as MP4."""
     if not Path(model_path).is_file():
         raise UsageError(f"no model file at {model_path}")
-    venv = obs.restore(eval_env(config, config.env.seed), config, model_path)
+    if video is not None:
+        info = env.inspect(config)
+        if "rgb_array" not in info.render_modes:
+            raise UsageError(f"--video: {config.env.envId} does not render rgb_array frames "
+                             f"(its render modes: {', '.join(info.render_modes) or 'none'})")
+        video.mkdir(parents=True, exist_ok=True)
+    venv = obs.restore(eval_env(config, config.env.seed, video), config, model_path)
     try:
         model = agent.load(model_path, config.agent.algorithm, device="cpu")
         return evaluate(model, venv, config.eval.episodes, config.eval.deterministic)

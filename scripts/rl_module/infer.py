@@ -16,7 +16,6 @@ from .config import Config, UsageError
 from .registry import Model, Registry, RegistryError, verify
 
 if TYPE_CHECKING:
-    import numpy as np
     from stable_baselines3.common.base_class import BaseAlgorithm
 
 # The options a model's own training run decides, unless the user sets them.
@@ -78,14 +77,16 @@ class Predictor:
     """The policy of a loaded model, called directly (no env), with the model's observation
     normalization applied. Frame stacking is the caller's: send stacked observations."""
 
-    def __init__(self, located: Located, device: str = "auto") -> None:
+    def __init__(self, located: Located) -> None:
         import pickle
 
         from . import agent, obs
 
         self.located = located
-        self.model: BaseAlgorithm = agent.load(located.path, located.config.agent.algorithm,
-                                               device="cpu" if device == "auto" else device)
+        config = located.config
+        images = config.agent.policyType == "CnnPolicy" or config.feature.encoder == "cnn"
+        self.device = agent.device(config, "infer.device", images)
+        self.model: BaseAlgorithm = agent.load(located.path, config.agent.algorithm, device=self.device)
         self.observation_space = self.model.observation_space
         stats = obs.stats_path(located.path)
         self.normalizer = None
@@ -94,21 +95,21 @@ class Predictor:
                 self.normalizer = pickle.load(handle)
         self.deterministic = bool(located.config.eval.deterministic)
 
-    def check(self, observation: Any) -> tuple[np.ndarray, bool]:
-        """The observation as an array of the policy's shape and dtype, and whether it is a batch;
-        ValueError with a message saying what was expected."""
-        import numpy as np
+    def check(self, observation: Any) -> tuple[Any, bool]:
+        """The observation as arrays of the policy's shapes and dtypes (a dict of them for Dict spaces),
+        and whether it is a batch; ValueError with a message saying what was expected."""
+        import gymnasium as gym
 
-        shape = self.observation_space.shape or ()
-        try:
-            array = np.asarray(observation, dtype=self.observation_space.dtype)
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"observation is not numeric {self.observation_space.dtype}: {error}") from None
-        if array.shape == shape:
-            return array, False
-        if array.ndim == len(shape) + 1 and array.shape[1:] == shape and array.shape[0] > 0:
-            return array, True
-        raise ValueError(f"observation has shape {list(array.shape)}; expected {list(shape)} or a batch of them")
+        space = self.observation_space
+        if isinstance(space, gym.spaces.Dict):
+            if not isinstance(observation, dict) or set(observation) != set(space.spaces):
+                raise ValueError(f"observation must be an object with the keys {sorted(space.spaces)}")
+            checked = {key: _array(observation[key], sub, key) for key, sub in space.spaces.items()}
+            batches = {batch for _, batch in checked.values()}
+            if len(batches) != 1:
+                raise ValueError("observation mixes single values and batches across its keys")
+            return {key: array for key, (array, _) in checked.items()}, batches.pop()
+        return _array(observation, space, "observation")
 
     def predict(self, observation: Any) -> Any:
         """Actions for one observation or a batch, as plain JSON-ready values."""
@@ -117,3 +118,22 @@ class Predictor:
             array = self.normalizer.normalize_obs(array)
         actions, _ = self.model.predict(array, deterministic=self.deterministic)
         return actions.tolist()
+
+
+def _array(value: Any, space: Any, name: str) -> tuple[Any, bool]:
+    """One observation (or a batch) as an array of `space`'s shape and dtype; ValueError otherwise."""
+    import numpy as np
+
+    shape = tuple(space.shape or ())
+    try:
+        array = np.asarray(value, dtype=space.dtype)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{name} is not numeric {space.dtype}: {error}") from None
+    # An image policy sees channel-first images; cameras (and the env) give channel-last ones, which the
+    # policy transposes itself (SB3's maybe_transpose): both are accepted.
+    shapes = {shape, (shape[1], shape[2], shape[0])} if len(shape) == 3 else {shape}
+    if array.shape in shapes:
+        return array, False
+    if array.ndim == len(shape) + 1 and array.shape[1:] in shapes and array.shape[0] > 0:
+        return array, True
+    raise ValueError(f"{name} has shape {list(array.shape)}; expected {list(shape)} or a batch of them")

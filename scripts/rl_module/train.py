@@ -57,21 +57,6 @@ def reward_threshold(config: Config, info: EnvInfo) -> float | None:
     return float(minimum) if minimum is not None else info.reward_threshold
 
 
-def _device(config: Config) -> str:
-    import torch
-
-    wanted = config.train.device
-    if wanted != "auto":
-        if wanted == "cuda" and not torch.cuda.is_available():
-            raise config.refuse("train.device", "is not available on this machine (torch sees no CUDA device)")
-        if wanted == "mps" and not torch.backends.mps.is_available():
-            raise config.refuse("train.device", "is not available on this machine")
-        return str(wanted)
-    # Small MLPs train faster on the CPU than on a GPU (transfer costs more than the maths); images do not.
-    images = config.agent.policyType == "CnnPolicy" or config.feature.encoder == "cnn"
-    return "cuda" if images and torch.cuda.is_available() else "cpu"
-
-
 def prepare(config: Config) -> Plan:
     from . import feature
 
@@ -88,7 +73,8 @@ def prepare(config: Config) -> Plan:
     if seed is None:
         seed = secrets.randbelow(2**31)
         config = config.replace("env.seed", seed, "chosen at random")
-    return Plan(config, info, policy_kwargs, seed, _device(config), threshold)
+    images = config.agent.policyType == "CnnPolicy" or config.feature.encoder == "cnn"
+    return Plan(config, info, policy_kwargs, seed, agent.device(config, "train.device", images), threshold)
 
 
 @dataclass

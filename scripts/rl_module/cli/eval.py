@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
+from pathlib import Path
 
 from ..config import ALL_FEATURES, Command, Config, UsageError
 from . import run
@@ -21,12 +22,16 @@ def _eval(config: Config, args: argparse.Namespace) -> int:
         raise UsageError("name a model: --model-path PATH, --model-id ID or --load-best")
     located = infer.locate(config, load_best=args.load_best)
     config = located.config
-    result = eval.evaluate_file(config, located.path)
+    result = eval.evaluate_file(config, located.path, Path(args.video) if args.video else None)
     output: dict[str, object] = {"model_path": str(located.path), **result.as_dict()}
     text = (f"rl-eval: {config.agent.algorithm} on {config.env.envId}: {located.path}\n"
             f"  reward       {result.mean_reward:.2f} ± {result.std_reward:.2f} over {result.episodes} episodes"
             f" ({'deterministic' if result.deterministic else 'stochastic'})\n"
             f"  episode len  {result.mean_episode_length:.1f}")
+    if args.video:
+        videos = sorted(Path(args.video).glob("*.mp4"))
+        output["videos"] = [str(v) for v in videos]
+        text += f"\n  videos       {len(videos)} in {args.video}"
     if located.model is not None:
         with Registry(config.registry.dbPath) as registry:
             registry.set_evaluation(located.model.id, result.as_registry())
@@ -40,6 +45,7 @@ def _eval(config: Config, args: argparse.Namespace) -> int:
 def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--load-best", action="store_true", help="the registry's best validated model")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--video", metavar="DIR", help="record every evaluation episode as MP4 in DIR")
 
 
 COMMAND = Command(prog="rl-eval", description=__doc__.splitlines()[0], features=ALL_FEATURES, action=_eval,

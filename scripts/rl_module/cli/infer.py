@@ -21,7 +21,7 @@ def _infer(config: Config, args: argparse.Namespace) -> int:
 
     logs.setup(config)
     located = infer.locate(config, load_best=args.load_best)
-    predictor = infer.Predictor(located, device=config.infer.device)
+    predictor = infer.Predictor(located)
     where = f"registry model {located.model.id}" if located.model else "file"
     print(f"rl-infer: {located.config.agent.algorithm} on {located.config.env.envId}, {where} {located.path}",
           file=sys.stderr)

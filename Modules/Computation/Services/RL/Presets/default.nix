@@ -19,6 +19,18 @@
       train = { totalTimesteps = 100000; gamma = 0.9; learningRate = "1e-3"; };
       agent.kwargs = { n_steps = 1024; gae_lambda = 0.95; n_epochs = 10; ent_coef = 0.0; clip_range = 0.2; use_sde = true; sde_sample_freq = 4; };
     };
+    # gym-anytrading: windows of prices (obs: window x features), buy or sell. The bundled data is long;
+    # a bounded frame keeps episodes (and evaluations) short enough to iterate on.
+    "forex-v0" = {
+      env.kwargs = { window_size = 24; frame_bound = [ 24 524 ]; };
+      train = { totalTimesteps = 100000; gamma = 0.95; };
+      agent.kwargs = { n_steps = 512; ent_coef = 0.01; };
+    };
+    "stocks-v0" = {
+      env.kwargs = { window_size = 30; frame_bound = [ 30 530 ]; };
+      train = { totalTimesteps = 100000; gamma = 0.95; };
+      agent.kwargs = { n_steps = 512; ent_coef = 0.01; };
+    };
   };
   a2c = {
     "CartPole-v1" = {
@@ -54,11 +66,27 @@
     "Pendulum-v1" = {
       train = { totalTimesteps = 20000; learningRate = "1e-3"; };
     };
+    "Ant-v5" = {
+      train.totalTimesteps = 1000000;
+      agent.kwargs = { learning_starts = 10000; };
+    };
+    "Ant-v4" = {
+      train.totalTimesteps = 1000000;
+      agent.kwargs = { learning_starts = 10000; };
+    };
   };
   td3 = {
     "Pendulum-v1" = {
       train = { totalTimesteps = 20000; gamma = 0.98; };
       agent.kwargs = { buffer_size = 200000; learning_starts = 10000; noise_type = "normal"; noise_std = 0.1; };
+    };
+    "Ant-v5" = {
+      train.totalTimesteps = 1000000;
+      agent.kwargs = { learning_starts = 10000; noise_type = "normal"; noise_std = 0.1; };
+    };
+    "Ant-v4" = {
+      train.totalTimesteps = 1000000;
+      agent.kwargs = { learning_starts = 10000; noise_type = "normal"; noise_std = 0.1; };
     };
   };
 }
