@@ -87,6 +87,14 @@ def test_the_module_renders_what_python_parses_into_the_same_configuration(nix, 
         assert evaluated["sessionVariables"] == environment
 
 
+def test_serving_is_a_hardened_systemd_service_when_asked_for(nix):
+    assert evaluate(nix, "nixos", {"enable": True})["service"] is None
+    service = evaluate(nix, "nixos", {"enable": True, "infer": {"serve": True, "port": 8080}})["service"]
+    assert service["wantedBy"] == ["multi-user.target"] and service["DynamicUser"] is True
+    assert service["StateDirectory"] == "rl" and service["ProtectSystem"] == "strict"
+    assert {"ExecStart", "NoNewPrivileges", "PrivateTmp", "RestrictAddressFamilies"} <= set(service["keys"])
+
+
 @pytest.mark.parametrize("option,value,expected", [
     ("env.nEnvs", "eight", "positive integer"),
     ("logs.level", "loud", 'one of "debug", "info", "warn", "error"'),

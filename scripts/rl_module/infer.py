@@ -7,6 +7,7 @@ validated model (hotswap). A registry model is loaded only when its file matches
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -87,6 +88,18 @@ class Predictor:
         images = config.agent.policyType == "CnnPolicy" or config.feature.encoder == "cnn"
         self.device = agent.device(config, "infer.device", images)
         self.model: BaseAlgorithm = agent.load(located.path, config.agent.algorithm, device=self.device)
+        self.model.policy.set_training_mode(False)
+        import torch
+        from gymnasium import spaces
+        from stable_baselines3.common.preprocessing import is_image_space
+
+        space = self.model.observation_space
+        self._torch = torch
+        self._policy = self.model.policy
+        self._device = self._policy.device  # a property that walks the parameters: read once
+        self._plain_box = isinstance(space, spaces.Box) and not is_image_space(space)
+        self._batch_shape = (-1, *(space.shape or ()))
+        self._action_shape = (-1, *(self._policy.action_space.shape or ()))
         self.observation_space = self.model.observation_space
         stats = obs.stats_path(located.path)
         self.normalizer = None
@@ -94,6 +107,7 @@ class Predictor:
             with open(stats, "rb") as handle:
                 self.normalizer = pickle.load(handle)
         self.deterministic = bool(located.config.eval.deterministic)
+        self._act, self._finish = self._action_function()
 
     def check(self, observation: Any) -> tuple[Any, bool]:
         """The observation as arrays of the policy's shapes and dtypes (a dict of them for Dict spaces),
@@ -112,13 +126,56 @@ class Predictor:
         return _array(observation, space, "observation")
 
     def predict(self, observation: Any) -> Any:
-        """Actions for one observation or a batch, as plain JSON-ready values."""
+        """Actions for one observation or a batch, as plain JSON-ready values: the policy's networks called
+        directly under torch.inference_mode (see _action_function), then SB3's own post-processing."""
         array, batch = self.check(observation)
         if self.normalizer is not None:
             array = self.normalizer.normalize_obs(array)
-        actions, _ = self.model.predict(array, deterministic=self.deterministic)
-        return actions.tolist()
+        tensor: Any
+        with self._torch.inference_mode():
+            if self._plain_box:  # a vector: as_tensor is all SB3's obs_to_tensor would do, minus its checks
+                tensor = self._torch.as_tensor(array, device=self._device).reshape(self._batch_shape)
+            else:  # images (channel order), Dict observations
+                tensor, _ = self._policy.obs_to_tensor(array)
+            actions = self._act(tensor)
+        result = self._finish(actions.cpu().numpy().reshape(self._action_shape))
+        return (result if batch else result[0]).tolist()
 
+    def _action_function(self) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+        """(networks, post-processing), chosen once per model. For the most likely action of PPO/A2C
+        (Discrete or Box) and SAC, the networks are called directly: SB3's _predict builds a torch
+        Distribution only to take its mode, half the time of a single-observation call (bench/serve.py).
+        Anything else goes through SB3's _predict. Post-processing is SB3's predict's: Box actions unscaled
+        (squashed policies) or clipped. For DQN this is the greedy policy: no exploration."""
+        import numpy as np
+        import torch
+        from gymnasium import spaces
+        from stable_baselines3.common.policies import ActorCriticPolicy
+        from stable_baselines3.sac.policies import SACPolicy
+
+        policy, deterministic = self._policy, self.deterministic
+        space = policy.action_space
+        act: Callable[[Any], Any] = lambda tensor: policy._predict(tensor, deterministic=deterministic)  # noqa: E731
+        if deterministic and isinstance(policy, ActorCriticPolicy) and not policy.use_sde and isinstance(
+                space, (spaces.Discrete, spaces.Box)):
+            discrete = isinstance(space, spaces.Discrete)
+
+            def act(tensor: Any) -> Any:
+                features = policy.extract_features(tensor, policy.pi_features_extractor)
+                out = policy.action_net(policy.mlp_extractor.forward_actor(features))  # type: ignore[arg-type]
+                return out.argmax(dim=1) if discrete else out
+        elif deterministic and isinstance(policy, SACPolicy) and not policy.actor.use_sde:
+            def act(tensor: Any) -> Any:
+                return torch.tanh(policy.actor.get_action_dist_params(tensor)[0])
+
+        finish: Callable[[Any], Any] = lambda actions: actions  # noqa: E731
+        if isinstance(space, spaces.Box):
+            if policy.squash_output:
+                finish = policy.unscale_action
+            else:
+                low, high = space.low, space.high
+                finish = lambda actions: np.clip(actions, low, high)  # noqa: E731
+        return act, finish
 
 def _array(value: Any, space: Any, name: str) -> tuple[Any, bool]:
     """One observation (or a batch) as an array of `space`'s shape and dtype; ValueError otherwise."""

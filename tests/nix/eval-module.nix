@@ -11,6 +11,7 @@ let
     nixos = {
       module = ../../Modules/Computation/Services/RL/nixos.nix;
       options.environment.systemPackages = mkOption { type = types.listOf types.raw; default = [ ]; };
+      options.systemd.services = mkOption { type = types.attrsOf types.raw; default = { }; };
     };
     homeManager = {
       module = ../../Modules/Computation/Services/RL/home-manager.nix;
@@ -36,4 +37,12 @@ in
   sessionVariables = if target == "homeManager" then evaluated.config.home.sessionVariables else null;
   options = builtins.attrNames evaluated.options.rl;
   nEnvsType = evaluated.options.rl.env.nEnvs.type.description;
+  # The inference service, without forcing its ExecStart (that needs pkgs).
+  service = if target == "nixos" && evaluated.config.systemd.services ? rl-infer then
+    let unit = evaluated.config.systemd.services.rl-infer; in {
+      inherit (unit) wantedBy;
+      inherit (unit.serviceConfig) DynamicUser StateDirectory ProtectSystem;
+      keys = builtins.attrNames unit.serviceConfig;
+    }
+  else null;
 }

@@ -1,4 +1,5 @@
-"""rl-infer: answer observations with a model's actions — JSON lines in (stdin, or --obs), JSON lines out.
+"""rl-infer: answer observations with a model's actions — JSON lines in (stdin, or --obs), JSON lines out;
+or, with --serve, over HTTP with live hotswap (see rl_module.server).
 
 Each input line is one observation or a batch of them; each output line is the action (or the batch of
 actions). A line that is not a valid observation gets {"error": "..."} in its place, so that output
@@ -21,6 +22,8 @@ def _infer(config: Config, args: argparse.Namespace) -> int:
 
     logs.setup(config)
     located = infer.locate(config, load_best=args.load_best)
+    if config.infer.serve:
+        return _serve(config, located, follow_best=config.infer.modelPath is None and config.infer.modelId is None)
     predictor = infer.Predictor(located)
     where = f"registry model {located.model.id}" if located.model else "file"
     print(f"rl-infer: {located.config.agent.algorithm} on {located.config.env.envId}, {where} {located.path}",
@@ -39,6 +42,16 @@ def _infer(config: Config, args: argparse.Namespace) -> int:
             continue
         print(json.dumps(answer), flush=True)
     return EXIT_USAGE if failed else EXIT_OK
+
+
+def _serve(config: Config, located: object, follow_best: bool) -> int:
+    import os
+
+    from .. import server, telemetry
+
+    with telemetry.session(config, f"serve-{os.getpid()}", None) as signals:
+        server.serve(config, located, follow_best, signals.meter_provider)  # type: ignore[arg-type]
+    return EXIT_OK
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,0 +1,214 @@
+"""rl-infer --serve as a real process: the HTTP API, live hotswap with zero failed requests, refusal of a
+corrupt new best, bad input answered with 4xx, request metrics; and the fast predict path agrees with
+stable-baselines3's predict."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import BIN
+
+from rl_module.cli import run
+from rl_module.cli.train import COMMAND as TRAIN
+from rl_module.registry import Evaluation, Registry, rules
+from rl_module.store import sha256_of
+
+RELAXED = rules(0.0, 1, None, 0.1, "CartPole-v1")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def train_file(tmp_path: Path, capsys: Any, seed: int, *extra: str) -> Path:
+    code = run(TRAIN, ["--json", "--model-dir", str(tmp_path / "models"), "--no-registry", "--seed", str(seed),
+                       "--total-timesteps", "256", "--eval-freq", "0", "--checkpoint-freq", "0", "--episodes", "2",
+                       "--no-preset", "--agent-kwargs", '{"n_steps": 128}', *extra], {})
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return Path(json.loads(out)["model_path"]).resolve()
+
+
+def register(db: Path, path: Path, reward: float, validate: bool = True) -> int:
+    with Registry(db) as registry:
+        model_id = registry.register(model_path=path, sha256=sha256_of(path), algorithm="ppo", env_id="CartPole-v1",
+                                     total_timesteps=256, run_id=None, kind="final", hyperparams=None,
+                                     git_commit=None, evaluation=Evaluation(reward, 1.0, 20.0, 10))
+        if validate:
+            assert registry.validate(model_id, RELAXED).valid
+    return model_id
+
+
+class Server:
+    def __init__(self, db: Path, *args: str, cwd: Path) -> None:
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [str(BIN / "rl-infer"), "--serve", "--port", str(self.port), "--registry-db", str(db),
+             "--poll-interval", "0.2", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={k: v for k, v in os.environ.items() if not k.startswith(("RL_", "OTEL_"))})
+        deadline = time.time() + 60
+        while True:
+            try:
+                self.get("/healthz")
+                return
+            except OSError:
+                if self.process.poll() is not None or time.time() > deadline:
+                    raise RuntimeError(self.process.communicate()[1]) from None
+                time.sleep(0.2)
+
+    def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, Any]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            connection.request(method, path, body=body, headers={"Content-Type": "application/json"})
+            response = connection.getresponse()
+            return response.status, json.loads(response.read())
+        finally:
+            connection.close()
+
+    def get(self, path: str) -> Any:
+        status, body = self.request("GET", path)
+        assert status == 200
+        return body
+
+    def stop(self) -> str:
+        self.process.terminate()
+        _, stderr = self.process.communicate(timeout=20)
+        return stderr
+
+
+@pytest.fixture
+def models(tmp_path, capsys):
+    return [train_file(tmp_path, capsys, seed) for seed in (1, 2, 3)]
+
+
+@pytest.mark.slow
+def test_hotswap_under_load_with_zero_failed_requests(models, tmp_path):
+    db = tmp_path / "r.db"
+    first = register(db, models[0], 100.0)
+    server = Server(db, cwd=tmp_path)
+    try:
+        assert server.get("/model")["id"] == first and server.get("/healthz") == {"status": "ok"}
+        answers: list[tuple[int, Any]] = []
+        stop = threading.Event()
+
+        def load() -> None:  # one keep-alive connection, requests back to back
+            connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+            while not stop.is_set():
+                try:
+                    connection.request("POST", "/predict", body=b"[0.01, 0.02, -0.03, 0.04]")
+                    response = connection.getresponse()
+                    answers.append((response.status, json.loads(response.read())))
+                except OSError as error:
+                    answers.append((0, str(error)))
+
+        threads = [threading.Thread(target=load) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.5)
+        second = register(db, models[1], 200.0)  # a better model is validated while requests flow
+        deadline = time.time() + 20
+        while server.get("/model")["id"] != second and time.time() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)
+        stop.set()
+        for thread in threads:
+            thread.join()
+        model = server.get("/model")
+        assert model["id"] == second and model["mean_reward"] == 200.0 and model["path"] == str(models[1])
+        failures = [a for a in answers if a[0] != 200]
+        assert not failures and len(answers) > 100
+        served_by = {body["model_id"] for _, body in answers}
+        assert served_by == {first, second}
+        assert all(body["action"] in (0, 1) for _, body in answers)
+
+        # A new best whose file changed after validation is refused; the current model keeps serving.
+        third = register(db, models[2], 300.0)
+        models[2].write_bytes(b"corrupted on disk")
+        time.sleep(1.0)
+        assert server.get("/model")["id"] == second
+        assert server.request("POST", "/predict", b"[0, 0, 0, 0]")[0] == 200
+    finally:
+        stderr = server.stop()
+    assert "hotswapped to model" in stderr and f"model {third} refused" in stderr
+
+
+@pytest.mark.parametrize("body,status,message", [
+    (b"{not json", 400, "Expecting"),
+    (b"[1, 2]", 400, "shape [2]; expected [4]"),
+    (b'["a", "b", "c", "d"]', 400, "not numeric float32"),
+    (b'{"observation": [1, 2, 3, 4]}', 400, "not numeric"),
+    (b"[" * 100_000 + b"]" * 100_000, 400, ""),
+    (b"0" * (10 * 1024 * 1024), 413, "over the limit"),
+])
+def test_bad_input_gets_a_4xx_with_a_message_and_the_server_stays_up(body, status, message, models, tmp_path):
+    db = tmp_path / "r.db"
+    register(db, models[0], 100.0)
+    server = Server(db, cwd=tmp_path)
+    try:
+        got, answer = server.request("POST", "/predict", body)
+        assert got == status and message in answer["error"]
+        assert server.request("GET", "/nowhere")[0] == 404
+        assert server.request("GET", "/predict")[0] == 405
+        assert server.get("/healthz") == {"status": "ok"}
+        assert server.request("POST", "/predict", b"[[0, 0, 0, 0], [0.1, 0, 0, 0]]")[0] == 200
+    finally:
+        server.stop()
+
+
+def test_request_count_and_latency_are_metrics(models, tmp_path):
+    db = tmp_path / "r.db"
+    register(db, models[0], 100.0)
+    prometheus = free_port()
+    server = Server(db, "--metrics", "--prometheus-port", str(prometheus), cwd=tmp_path)
+    try:
+        for _ in range(5):
+            server.request("POST", "/predict", b"[0, 0, 0, 0]")
+        server.request("POST", "/predict", b"[0]")
+        import urllib.request
+
+        exposition = urllib.request.urlopen(f"http://127.0.0.1:{prometheus}/metrics", timeout=5).read().decode()
+    finally:
+        server.stop()
+    lines = [line for line in exposition.splitlines() if line.startswith("rl_infer_requests_total")]
+    ok = next(line for line in lines if 'http_response_status_code="200"' in line and "/predict" in line)
+    assert float(ok.split()[-1]) == 5
+    assert any('http_response_status_code="400"' in line for line in lines)
+    assert "rl_infer_request_duration_seconds_bucket" in exposition
+
+
+@pytest.mark.parametrize("algorithm,env_id", [("ppo", "CartPole-v1"), ("ppo", "Pendulum-v1"),
+                                              ("a2c", "CartPole-v1"), ("dqn", "CartPole-v1"),
+                                              ("sac", "Pendulum-v1"), ("td3", "Pendulum-v1")])
+def test_the_fast_path_gives_the_actions_stable_baselines3_gives(algorithm, env_id, tmp_path, capsys):
+    from rl_module import infer
+    from rl_module.cli.infer import COMMAND
+
+    extra = ("--agent-kwargs", '{"learning_starts": 50}') if algorithm in ("dqn", "sac", "td3") else ()
+    code = run(TRAIN, ["--json", "--model-dir", str(tmp_path), "--no-registry", "--seed", "0", "--algorithm",
+                       algorithm, "--env-id", env_id, "--total-timesteps", "200", "--eval-freq", "0",
+                       "--checkpoint-freq", "0", "--episodes", "1", "--normalize", "obs", *extra], {})
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    path = json.loads(out)["model_path"]
+    config, _ = COMMAND.configure(["--model-path", path], {})
+    predictor = infer.Predictor(infer.locate(config))
+    rng = np.random.default_rng(0)
+    observations = rng.normal(size=(16, *predictor.observation_space.shape)).astype(np.float32)
+    ours = np.asarray(predictor.predict(observations.tolist()))
+    normalized = predictor.normalizer.normalize_obs(observations)
+    theirs, _ = predictor.model.predict(normalized, deterministic=True)
+    assert np.allclose(ours, theirs, atol=1e-5)
+    single = np.asarray(predictor.predict(observations[0].tolist()))
+    assert np.allclose(single, theirs[0], atol=1e-5)
