@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import BIN
 
+from conftest import BIN
 from rl_module.cli import run
 from rl_module.cli.train import COMMAND as TRAIN
 from rl_module.registry import Evaluation, Registry, rules
