@@ -95,8 +95,9 @@ def serve_and_load(db: Path, seconds: int) -> list[tuple[int, float, float, floa
             script.write(f'wrk.method = "POST"\nwrk.body = "{BODY}"\n'
                          'wrk.headers["Content-Type"] = "application/json"\n')
         for connections in (1, 4, 8):
-            out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script.name,
-                                  f"http://127.0.0.1:{port}/predict"], capture_output=True, text=True, check=True).stdout
+            command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script.name,
+                       f"http://127.0.0.1:{port}/predict"]
+            out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
             rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
             p50, p99 = (_ms(re.search(rf"{q}%\s+([\d.]+\w+)", out).group(1)) for q in (50, 99))  # type: ignore[union-attr]
             errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
