@@ -24,3 +24,19 @@ def preset_kwargs(algorithm: str, env_id: str) -> tuple[int, dict[str, Any]]:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+def rl_train_fps(steps: int, seed: int, *extra: str) -> float:
+    """Training FPS of rl-train's own path (prepare + train, in this process): PPO CartPole-v1 preset,
+    evaluation, checkpoints and the registry off unless `extra` says otherwise."""
+    import tempfile
+
+    from rl_module.cli.train import COMMAND
+    from rl_module.train import prepare, train
+
+    with tempfile.TemporaryDirectory() as models:
+        argv = ["--total-timesteps", str(steps), "--seed", str(seed), "--model-dir", models, "--no-registry",
+                "--progress-bar", "false", "--eval-freq", "0", "--checkpoint-freq", "0", "--log-level", "error",
+                *extra]
+        config, _ = COMMAND.configure(argv, {})
+        return train(prepare(config)).fps

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import median
+from common import median, rl_train_fps
 
 SIGNALS = ("--metrics", "--traces", "--logs", "--no-trace-steps")
 ROWS = {
@@ -28,18 +28,6 @@ ROWS = {
     "... + step spans, sampleRate 0.01": (*SIGNALS[:3], "--trace-steps", "--trace-sample-rate", "0.01"),
     "... + step spans, sampleRate 1": (*SIGNALS[:3], "--trace-steps", "--trace-sample-rate", "1"),
 }
-
-
-def fps(steps: int, seed: int, extra: tuple[str, ...]) -> float:
-    from rl_module.cli.train import COMMAND
-    from rl_module.train import prepare, train
-
-    with tempfile.TemporaryDirectory() as models:
-        argv = ["--total-timesteps", str(steps), "--seed", str(seed), "--model-dir", models, "--no-registry",
-                "--progress-bar", "false", "--eval-freq", "0", "--checkpoint-freq", "0", "--log-level", "error",
-                *extra]
-        config, _ = COMMAND.configure(argv, {})
-        return train(prepare(config)).fps
 
 
 def wall(extra: list[str]) -> float:
@@ -62,7 +50,7 @@ def main() -> None:
     results: dict[str, list[float]] = {name: [] for name in ROWS}
     for repeat in range(args.repeats):
         for name, extra in ROWS.items():
-            results[name].append(fps(args.steps, repeat, extra))
+            results[name].append(rl_train_fps(args.steps, repeat, *extra))
     baseline = median(results["telemetry off"])
     print(f"PPO CartPole-v1, {args.steps} steps, median of {args.repeats}")
     print("| run | steps/s | ratio to telemetry off |")

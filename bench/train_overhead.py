@@ -13,10 +13,9 @@ so that machine noise hits both sides alike; the median of the repeats is report
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 
-from common import median, preset_kwargs
+from common import median, preset_kwargs, rl_train_fps
 
 
 def raw_sb3(steps: int, seed: int) -> float:
@@ -33,17 +32,6 @@ def raw_sb3(steps: int, seed: int) -> float:
     return model.num_timesteps / elapsed
 
 
-def rl_train(steps: int, seed: int, *extra: str) -> float:
-    from rl_module.cli.train import COMMAND
-    from rl_module.train import prepare, train
-
-    with tempfile.TemporaryDirectory() as models:
-        argv = ["--total-timesteps", str(steps), "--seed", str(seed), "--model-dir", models, "--no-registry",
-                "--progress-bar", "false", "--eval-freq", "0", "--checkpoint-freq", "0", *extra]
-        config, _ = COMMAND.configure(argv, {})
-        return train(prepare(config)).fps
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=30_000)
@@ -56,9 +44,9 @@ def main() -> None:
     rows: dict[str, list[float]] = {"raw stable-baselines3": [], "rl-train": [], "rl-train, eval+checkpoints": []}
     for repeat in range(args.repeats):
         rows["raw stable-baselines3"].append(raw_sb3(args.steps, repeat))
-        rows["rl-train"].append(rl_train(args.steps, repeat))
+        rows["rl-train"].append(rl_train_fps(args.steps, repeat))
         rows["rl-train, eval+checkpoints"].append(
-            rl_train(args.steps, repeat, "--eval-freq", "10000", "--checkpoint-freq", "10000"))
+            rl_train_fps(args.steps, repeat, "--eval-freq", "10000", "--checkpoint-freq", "10000"))
     baseline = median(rows["raw stable-baselines3"])
     print(f"PPO CartPole-v1, {args.steps} steps, median of {args.repeats}, 1 torch thread")
     print("| run | steps/s | ratio to raw SB3 |")

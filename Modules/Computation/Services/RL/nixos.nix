@@ -1,6 +1,6 @@
 # NixOS: the rl-* commands in environment.systemPackages, configured by rl.*; with rl.infer.serve, a
 # hardened systemd service running `rl-infer --serve` (live hotswap to the registry's best model).
-{ config, lib, pkgs, ... }:
+{ config, lib, ... }:
 
 let
   cfg = config.rl;
@@ -9,14 +9,10 @@ in
   _class = "nixos";
   _file = ./nixos.nix;
 
-  imports = [ ./default.nix ];
-
-  options.rl.package = lib.mkOption {
-    type = lib.types.package;
-    default = (import ./package.nix { inherit pkgs; environment = cfg.environment; }).all;
-    defaultText = lib.literalExpression "the rl-* commands wrapped with config.rl.environment";
-    description = "The rl-* commands, wrapped with the rendered configuration.";
-  };
+  imports = [
+    ./default.nix
+    ./package-option.nix
+  ];
 
   config = lib.mkIf cfg.enable {
     environment.systemPackages = [ cfg.package ];

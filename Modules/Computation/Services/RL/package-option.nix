@@ -1,0 +1,14 @@
+# rl.package for the targets that install commands (NixOS, home-manager): the rl-* commands wrapped with
+# the rendered configuration.
+{ config, lib, pkgs, ... }:
+
+{
+  _file = ./package-option.nix;
+
+  options.rl.package = lib.mkOption {
+    type = lib.types.package;
+    default = (import ./package.nix { inherit pkgs; environment = config.rl.environment; }).all;
+    defaultText = lib.literalExpression "the rl-* commands wrapped with config.rl.environment";
+    description = "The rl-* commands, wrapped with the rendered configuration.";
+  };
+}
