@@ -73,7 +73,7 @@ def _check_kwargs(config: Config) -> None:
         raise config.refuse("agent.kwargs", f"names keywords {cls.__name__} does not take: {', '.join(hints)}")
 
 
-def device(config: Config, path: str, images: bool) -> str:
+def device(config: Config, path: str) -> str:
     """The torch device an option (train.device, infer.device) names; `auto` takes a GPU only for image
     policies: small MLPs run faster on the CPU (the transfer costs more than the maths). An absent
     device is refused."""
@@ -86,6 +86,7 @@ def device(config: Config, path: str, images: bool) -> str:
         raise config.refuse(path, "is not available on this machine (torch sees no MPS device)")
     if wanted != "auto":
         return str(wanted)
+    images = config.agent.policyType == "CnnPolicy" or config.feature.encoder == "cnn"
     if images and torch.cuda.is_available():
         return "cuda"
     return "cpu"

@@ -85,8 +85,7 @@ class Predictor:
 
         self.located = located
         config = located.config
-        images = config.agent.policyType == "CnnPolicy" or config.feature.encoder == "cnn"
-        self.device = agent.device(config, "infer.device", images)
+        self.device = agent.device(config, "infer.device")
         self.model: BaseAlgorithm = agent.load(located.path, config.agent.algorithm, device=self.device)
         self.model.policy.set_training_mode(False)
         import torch

@@ -73,8 +73,7 @@ def prepare(config: Config) -> Plan:
     if seed is None:
         seed = secrets.randbelow(2**31)
         config = config.replace("env.seed", seed, "chosen at random")
-    images = config.agent.policyType == "CnnPolicy" or config.feature.encoder == "cnn"
-    return Plan(config, info, policy_kwargs, seed, agent.device(config, "train.device", images), threshold)
+    return Plan(config, info, policy_kwargs, seed, agent.device(config, "train.device"), threshold)
 
 
 @dataclass
