@@ -195,3 +195,14 @@ def test_the_default_command_trains_cartpole_past_the_seed_threshold(tmp_path):
     evaluated = command("rl-eval", "--model-path", str(model), "--json", cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr
     assert json.loads(evaluated.stdout)["mean_reward"] >= 195
+
+
+def test_subprocess_vectorization_trains_like_in_process(tmp_path, capsys):
+    argv = ("--seed", "4", "--total-timesteps", "512", "--n-envs", "2", "--eval-freq", "0", "--episodes", "2",
+            "--no-preset", "--agent-kwargs", '{"n_steps": 128}')
+    in_process = train(tmp_path / "dummy", capsys, *argv)
+    subprocesses = train(tmp_path / "subproc", capsys, *argv, "--vec-env", "subproc")
+    config = json.loads((Path(subprocesses["run_dir"]) / "config.json").read_text())
+    assert config["options"]["env"]["vecEnv"]["value"] == "subproc"
+    # The same seed gives the same numbers whichever way the copies are stepped.
+    assert subprocesses["evaluation"] == in_process["evaluation"]
