@@ -118,6 +118,25 @@ def test_mlflow_gets_params_metrics_by_step_and_the_model(mlflow_server, tmp_pat
     assert Path(final.model_path).is_file() and final.remote_uri.endswith("/model.zip")
 
 
+@pytest.mark.slow
+def test_mlflow_takes_the_runs_traces_over_otlp(mlflow_server, tmp_path):
+    """MLflow 3's tracking server is an OTLP/HTTP trace backend (/v1/traces, with the experiment in the
+    x-mlflow-experiment-id header, set through OpenTelemetry's own OTEL_EXPORTER_OTLP_TRACES_HEADERS)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(mlflow_server)
+    experiment = client.create_experiment("traces")
+    env = {"OTEL_EXPORTER_OTLP_TRACES_HEADERS": f"x-mlflow-experiment-id={experiment}"}
+    result = train(tmp_path, "--no-registry", "--traces", "--traces-endpoint", f"{mlflow_server}/v1/traces",
+                   "--traces-protocol", "http", env=env)
+    (trace,) = client.search_traces(locations=[experiment])
+    spans = trace.data.spans
+    root = next(s for s in spans if s.parent_id is None)
+    assert root.name == "rl.train" and root.attributes["rl.run.id"] == result["run_id"]
+    names = {s.name for s in spans}
+    assert {"rl.episode", "rl.eval", "rl.checkpoint"} <= names
+
+
 # -- Weights & Biases (offline) -------------------------------------------------------------------
 
 def wandb_records(path: Path) -> Iterator[Any]:
