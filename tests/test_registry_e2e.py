@@ -47,7 +47,10 @@ def test_train_records_validates_lists_and_serves_the_best(trained):
     listed = command("rl-registry-list", "--validated", "--top-n", "5", "--json", cwd=cwd)
     assert listed.returncode == 0, listed.stderr
     models = json.loads(listed.stdout)
-    assert 1 <= len(models) <= 5 and all(m["validated"] for m in models)
+    with Registry(cwd / "rl_registry.db") as registry:
+        validated = registry.models(validated=True)
+    assert validated and len(models) == min(5, len(validated)) and all(m["validated"] for m in models)
+    assert [m["id"] for m in models] == [m.id for m in validated][:5]
     assert [m["mean_reward"] for m in models] == sorted((m["mean_reward"] for m in models), reverse=True)
     table = command("rl-registry-list", cwd=cwd).stdout
     assert table.splitlines()[0].split()[:3] == ["id", "ok", "reward"] and len(table.splitlines()) == 8
