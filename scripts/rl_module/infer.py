@@ -150,6 +150,7 @@ class Predictor:
         import torch
         from gymnasium import spaces
         from stable_baselines3.common.policies import ActorCriticPolicy
+        from stable_baselines3.common.torch_layers import FlattenExtractor
         from stable_baselines3.sac.policies import SACPolicy
 
         policy, deterministic = self._policy, self.deterministic
@@ -158,9 +159,13 @@ class Predictor:
         if deterministic and isinstance(policy, ActorCriticPolicy) and not policy.use_sde and isinstance(
                 space, (spaces.Discrete, spaces.Box)):
             discrete = isinstance(space, spaces.Discrete)
+            # A flat float vector needs no features extraction: SB3's preprocessing is .float() and its
+            # FlattenExtractor a reshape to what the tensor already is.
+            flat = self._plain_box and isinstance(policy.pi_features_extractor, FlattenExtractor) and len(
+                self._batch_shape) == 2 and policy.observation_space.dtype == np.float32
 
             def act(tensor: Any) -> Any:
-                features = policy.extract_features(tensor, policy.pi_features_extractor)
+                features = tensor if flat else policy.extract_features(tensor, policy.pi_features_extractor)
                 out = policy.action_net(policy.mlp_extractor.forward_actor(features))  # type: ignore[arg-type]
                 return out.argmax(dim=1) if discrete else out
         elif deterministic and isinstance(policy, SACPolicy) and not policy.actor.use_sde:
