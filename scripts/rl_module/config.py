@@ -46,6 +46,11 @@ class Setting:
     source: str  # "default", "preset <name>", "env RL_ENV_N_ENVS", "flag --n-envs"
 
 
+def flatten(nested: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """{feature: {option: x}} -> {"feature.option": x}: the shape of Config.values() back to option paths."""
+    return {f"{feature}.{name}": value for feature, options in nested.items() for name, value in options.items()}
+
+
 class Section:
     """The options of one feature, by name: `config.env.envId`."""
 

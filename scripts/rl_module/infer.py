@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import store
-from .config import Config, UsageError
+from .config import Config, UsageError, flatten
 from .registry import Model, Registry, RegistryError, verify
 
 if TYPE_CHECKING:
@@ -37,8 +37,7 @@ def _with_run(config: Config, values: dict[str, Any], source: str) -> Config:
 
 
 def _flat(hyperparams: str | None) -> dict[str, Any]:
-    nested = json.loads(hyperparams) if hyperparams else {}
-    return {f"{feature}.{name}": value for feature, options in nested.items() for name, value in options.items()}
+    return flatten(json.loads(hyperparams)) if hyperparams else {}
 
 
 def locate(config: Config, *, load_best: bool = False) -> Located:

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from . import obs
-from .config import Config, UsageError
+from .config import Config, UsageError, flatten
 from .logs import event
 
 if TYPE_CHECKING:
@@ -136,8 +136,7 @@ def run_config(model_path: str | Path) -> tuple[str, dict[str, Any]] | None:
         candidate = directory / CONFIG_FILE
         if candidate.is_file():
             data = json.loads(candidate.read_text(encoding="utf-8"))
-            values = {f"{feature}.{name}": entry["value"]
-                      for feature, options in data["options"].items() for name, entry in options.items()}
+            values = {path: entry["value"] for path, entry in flatten(data["options"]).items()}
             return data["run"], values
     return None
 
@@ -233,7 +232,7 @@ class MLflowStore(ExperimentStore):
         created = self.client.create_run(experiment_id, run_name=run.id, tags={"rl.run.id": run.id})
         self.run_id, self.artifact_uri = created.info.run_id, created.info.artifact_uri
         params = [Param(path, json.dumps(value) if isinstance(value, (dict, list)) else str(value))
-                  for path, value in _flat(config.values()).items()]
+                  for path, value in flatten(config.values()).items()]
         self.client.log_batch(self.run_id, params=params)
 
     def log_metrics(self, values: dict[str, float], step: int) -> None:
@@ -312,10 +311,6 @@ class S3Store(ExperimentStore):
 
     def finish(self, succeeded: bool) -> None:
         pass
-
-
-def _flat(nested: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    return {f"{feature}.{name}": value for feature, options in nested.items() for name, value in options.items()}
 
 
 def check_backend(config: Config) -> None:
