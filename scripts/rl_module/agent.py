@@ -149,5 +149,19 @@ def build(config: Config, venv: VecEnv, policy_kwargs: dict[str, Any], *, seed: 
         raise UsageError(f"{cls.__name__} refuses these settings: {error}") from None
 
 
+def resume(path: str | Path, config: Config, venv: VecEnv, *, seed: int, device: str) -> BaseAlgorithm:
+    """A saved model, ready to go on learning in `venv`: its hyperparameters, optimizer state and step
+    count are the saved ones (SB3's load)."""
+    from .env import user_code_on_path
+
+    user_code_on_path()
+    model = algorithm_class(config.agent.algorithm).load(str(path), env=venv, device=device)
+    model.set_random_seed(seed)
+    return model
+
+
 def load(path: str | Path, algorithm: str, device: str = "auto") -> BaseAlgorithm:
+    from .env import user_code_on_path
+
+    user_code_on_path()  # a custom encoder or env class of the model is imported from the current folder too
     return algorithm_class(algorithm).load(str(path), device=device)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 import importlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,13 +37,39 @@ class EnvInfo:
     render_modes: tuple[str, ...] = ()
 
 
+def user_code_on_path() -> str:
+    """Put the current folder first on the import path, as `python -m` does (a saved model that names a
+    class of the user's, an encoder, is unpickled with it); the folder."""
+    import os
+    import sys
+
+    folder = os.getcwd()
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    return folder
+
+
+def import_user_module(name: str) -> Any:
+    """Import a module of the user's own code (`package.module` of an env id or an encoder). The current
+    folder is on the import path first, as `python -m` and uvicorn put it; a module that still cannot be
+    found is reported with where it was looked for."""
+    folder = user_code_on_path()
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as error:
+        if error.name is None or not name.startswith(error.name):
+            raise  # the module was found, and one it imports is missing: its own message says which
+        raise ModuleNotFoundError(f"no module named {error.name!r} in the current folder {folder} or on the "
+                                  "Python path (PYTHONPATH)", name=error.name) from None
+
+
 def _custom_class(env_id: str) -> type | None:
     """The class named by `package.module:Class`, or None when env_id is a Gymnasium id."""
     if ":" not in env_id:
         return None
     module_name, _, attribute = env_id.partition(":")
     try:
-        module = importlib.import_module(module_name)
+        module = import_user_module(module_name)
     except ImportError as error:
         raise ValueError(f"cannot import module {module_name!r} ({error})") from None
     candidate = getattr(module, attribute, None)
@@ -76,36 +101,94 @@ def _hint(env_id: str) -> str:
     return f"; did you mean {' or '.join(close)}?" if close else ""
 
 
-def _env_factory(config: Config) -> tuple[str | Callable[..., gym.Env[Any, Any]], dict[str, Any]]:
+@dataclass(frozen=True)
+class Factory:
+    """Builds one copy of the environment, as make_vec_env's `env_id` callable. Picklable: SubprocVecEnv
+    workers call it in their own process."""
+
+    env_id: str
+    cls: type | None  # a `package.module:Class` env, else None for a Gymnasium id
+    max_episode_steps: int | None  # env.maxEpisodeSteps: Gymnasium's own TimeLimit, at this length
+    guard: bool = False  # evaluation: bound the episodes of an env that has no limit at all
+    worker: bool = False  # in a SubprocVecEnv worker: Ctrl-C is for the main process, which stops the run
+
+    def __call__(self, **kwargs: Any) -> gym.Env[Any, Any]:
+        import gymnasium as gym
+
+        if self.worker:
+            import multiprocessing
+            import signal
+
+            if multiprocessing.parent_process() is not None:  # a terminal sends Ctrl-C to the whole group
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if self.cls is not None:
+            env: gym.Env[Any, Any] = self.cls(**kwargs)
+            if self.max_episode_steps is not None:
+                env = gym.wrappers.TimeLimit(env, self.max_episode_steps)
+        elif self.max_episode_steps is not None:
+            env = gym.make(self.env_id, max_episode_steps=self.max_episode_steps, **kwargs)
+        else:
+            env = gym.make(self.env_id, **kwargs)
+        if self.guard and self.max_episode_steps is None and (env.spec is None or env.spec.max_episode_steps is None):
+            env = _guarded(env, self.env_id)
+        return env
+
+
+# An evaluation waits for its episodes to end: an env with no step limit, whose episodes never end, would
+# hold it forever. Its evaluation episodes are truncated here, with a warning naming the option to set.
+EPISODE_GUARD = 100_000
+
+
+def _guarded(env: gym.Env[Any, Any], env_id: str) -> gym.Env[Any, Any]:
+    import logging
+
+    import gymnasium as gym
+
+    from .logs import event
+
+    class EpisodeGuard(gym.wrappers.TimeLimit):  # type: ignore[type-arg]
+        def step(self, action: Any) -> Any:
+            observation, reward, terminated, truncated, info = super().step(action)
+            if truncated and not terminated and (self._elapsed_steps or 0) >= EPISODE_GUARD:
+                logging.getLogger(__name__).warning(
+                    "an evaluation episode of %s ran %d steps without ending and was cut there: the env sets no "
+                    "step limit; set one with env.maxEpisodeSteps (--max-episode-steps, RL_ENV_MAX_EPISODE_STEPS)",
+                    env_id, self._max_episode_steps, extra=event("rl.eval.episode_cut", steps=self._max_episode_steps))
+            return observation, reward, terminated, truncated, info
+
+    return EpisodeGuard(env, EPISODE_GUARD)
+
+
+def factory(config: Config, *, guard: bool = False, worker: bool = False) -> Factory:
     env_id: str = config.env.envId
-    kwargs: dict[str, Any] = dict(config.env.kwargs)
     try:
         cls = _custom_class(env_id)
     except ValueError as error:
         raise config.refuse("env.envId", str(error)) from None
-    return (cls if cls is not None else env_id), kwargs
+    return Factory(env_id, cls, config.env.maxEpisodeSteps, guard, worker)
 
 
 def _make_one(config: Config) -> gym.Env[Any, Any]:
     import gymnasium as gym
 
-    factory, kwargs = _env_factory(config)
-    if not isinstance(factory, str):
-        return factory(**kwargs)
+    make = factory(config)
+    kwargs = dict(config.env.kwargs)
     try:
-        return gym.make(factory, **kwargs)
+        return make(**kwargs)
     except gym.error.NameNotFound:
+        if make.cls is not None:
+            raise
         for package, (extra, ids) in ENV_PACKAGES.items():  # envs of a package register on import
             try:
                 importlib.import_module(package)
             except ImportError:
-                if factory in ids:
+                if make.env_id in ids:
                     raise gym.error.DependencyNotInstalled(
-                        f"{factory} comes with {package}, which is not installed: pip install 'rl-module[{extra}]'"
+                        f"{make.env_id} comes with {package}, which is not installed: pip install 'rl-module[{extra}]'"
                     ) from None
                 continue
-            if factory in gym.registry:
-                return gym.make(factory, **kwargs)
+            if make.env_id in gym.registry:
+                return make(**kwargs)
         raise
 
 
@@ -140,11 +223,12 @@ def inspect(config: Config) -> EnvInfo:
         raise config.refuse("env.kwargs", f"does not fit {env_id}: {error}") from None
     try:
         spec = env.spec
+        limit = config.env.maxEpisodeSteps or (spec.max_episode_steps if spec else None)
         return EnvInfo(
             observation_space=env.observation_space,
             action_space=env.action_space,
             reward_threshold=spec.reward_threshold if spec else None,
-            max_episode_steps=spec.max_episode_steps if spec else None,
+            max_episode_steps=limit,
             render_modes=tuple(env.metadata.get("render_modes", ())),
         )
     finally:
@@ -152,20 +236,23 @@ def inspect(config: Config) -> EnvInfo:
 
 
 def make(config: Config, n_envs: int, seed: int | None, vec_env: str | None = None,
-         video: Path | None = None) -> VecEnv:
+         video: Path | None = None, evaluation: bool = False) -> VecEnv:
     """The vectorized environment: `n_envs` copies, each wrapped in a Monitor (episode statistics);
-    with `video`, each episode is also recorded there (gymnasium's RecordVideo, rgb_array frames)."""
+    with `video`, each episode is also recorded there (gymnasium's RecordVideo, rgb_array frames). For
+    `evaluation`, the episodes of an env without any step limit are bounded (EPISODE_GUARD)."""
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
-    factory, kwargs = _env_factory(config)
-    if isinstance(factory, str) and factory not in _registry():
+    subproc = (vec_env or config.env.vecEnv) == "subproc" and n_envs > 1
+    make_one = factory(config, guard=evaluation, worker=subproc)
+    kwargs: dict[str, Any] = dict(config.env.kwargs)
+    if make_one.cls is None and make_one.env_id not in _registry():
         _make_one(config).close()  # registers envs of a package (ENV_PACKAGES) in this process
-    vec_env_cls = SubprocVecEnv if (vec_env or config.env.vecEnv) == "subproc" and n_envs > 1 else DummyVecEnv
+    vec_env_cls = SubprocVecEnv if subproc else DummyVecEnv
     wrapper: dict[str, Any] = {}
-    # make_vec_env asks every env for rgb_array frames unless told otherwise; envs that cannot render
-    # them (gym-anytrading's) refuse to start. Frames are wanted only for video.
-    if isinstance(factory, str):
+    # Frames are wanted only for video: envs that cannot render rgb_array frames (gym-anytrading's)
+    # refuse a render mode they do not have.
+    if make_one.cls is None:
         kwargs.setdefault("render_mode", None)
     if video is not None:
         from gymnasium.wrappers import RecordVideo
@@ -175,7 +262,7 @@ def make(config: Config, n_envs: int, seed: int | None, vec_env: str | None = No
                    "wrapper_kwargs": {"video_folder": str(video), "name_prefix": "eval",
                                       # the evaluation's episodes, not the one an auto-reset starts after them
                                       "episode_trigger": lambda episode: episode < config.eval.episodes}}
-    return make_vec_env(factory, n_envs=n_envs, seed=seed, env_kwargs=kwargs, vec_env_cls=vec_env_cls, **wrapper)
+    return make_vec_env(make_one, n_envs=n_envs, seed=seed, env_kwargs=kwargs, vec_env_cls=vec_env_cls, **wrapper)
 
 
 def _registry() -> Any:

@@ -4,7 +4,7 @@ its frame stacking and frozen normalization statistics)."""
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,16 +44,35 @@ class EvalResult:
 
 
 def eval_env(config: Config, seed: int | None, video: Path | None = None) -> VecEnv:
-    """Copies of the environment for evaluation, stepped in this process (one, when recording video)."""
+    """Copies of the environment for evaluation, stepped in this process (one, when recording video); an
+    episode of an env without a step limit is cut at env.EPISODE_GUARD steps, so that no evaluation hangs."""
     copies = 1 if video is not None else min(config.eval.episodes, MAX_EVAL_ENVS)
-    return env.make(config, n_envs=copies, seed=seed, vec_env="dummy", video=video)
+    return env.make(config, n_envs=copies, seed=seed, vec_env="dummy", video=video, evaluation=True)
 
 
-def evaluate(model: BaseAlgorithm, venv: VecEnv, episodes: int, deterministic: bool) -> EvalResult:
+class EvaluationCut(Exception):
+    """An evaluation given up half-way because the process is stopping (a signal)."""
+
+
+def stopping_callback(stop: Callable[[], bool] | None) -> Callable[[dict[str, Any], dict[str, Any]], None] | None:
+    """For evaluate_policy's per-step callback: give up (EvaluationCut) as soon as `stop()` says so."""
+    if stop is None:
+        return None
+
+    def check(locals_: dict[str, Any], globals_: dict[str, Any]) -> None:
+        if stop():
+            raise EvaluationCut
+
+    return check
+
+
+def evaluate(model: BaseAlgorithm, venv: VecEnv, episodes: int, deterministic: bool,
+             stop: Callable[[], bool] | None = None) -> EvalResult:
+    """evaluate_policy over `episodes` episodes; EvaluationCut as soon as `stop()` is true."""
     from stable_baselines3.common.evaluation import evaluate_policy
 
     rewards, lengths = evaluate_policy(model, venv, n_eval_episodes=episodes, deterministic=deterministic,
-                                       return_episode_rewards=True, warn=False)
+                                       return_episode_rewards=True, warn=False, callback=stopping_callback(stop))
     return EvalResult.of(rewards, lengths, deterministic)  # type: ignore[arg-type]
 
 

@@ -8,7 +8,6 @@ This module imports torch: import it only where a model is built or loaded.
 
 from __future__ import annotations
 
-import importlib
 import math
 from typing import Any
 
@@ -60,9 +59,11 @@ def _custom_class(config: Config) -> type:
     name = config.feature.customClass
     if name is None:
         raise config.refuse("feature.encoder", "needs feature.customClass (package.module:Class)")
+    from .env import import_user_module
+
     module_name, _, attribute = name.partition(":")
     try:
-        cls = getattr(importlib.import_module(module_name), attribute)
+        cls = getattr(import_user_module(module_name), attribute)
     except (ImportError, AttributeError, ValueError) as error:
         raise config.refuse("feature.customClass", f"cannot be imported ({error})") from None
     if not (isinstance(cls, type) and issubclass(cls, BaseFeaturesExtractor)):

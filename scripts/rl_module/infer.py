@@ -63,7 +63,8 @@ def locate(config: Config, *, load_best: bool = False) -> Located:
                                     + _filter_note(config))
             model, located_path = best
     layered = _with_run(config, _flat(model.hyperparams), f"registry model {model.id}")
-    layered = layered.replace("agent.algorithm", model.algorithm, f"registry model {model.id}")
+    # Other tools write 'PPO': the registry compares names case-insensitively, the options take ppo.
+    layered = layered.replace("agent.algorithm", model.algorithm.lower(), f"registry model {model.id}")
     layered = layered.replace("env.envId", model.env_id, f"registry model {model.id}")
     return Located(located_path, layered, model)
 

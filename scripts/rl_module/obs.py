@@ -91,3 +91,17 @@ def restore(venv: VecEnv, config: Config, model_path: str | Path) -> VecEnv:
     normalized.training = False
     normalized.norm_reward = False
     return normalized
+
+
+def resume(venv: VecEnv, config: Config, model_path: str | Path) -> VecEnv:
+    """Wrap an env to continue training a saved model: frame stacking, and the statistics saved beside
+    `model_path`, still learning (a resumed run goes on updating them where it stopped)."""
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    path = stats_path(model_path)
+    if config.obs.normalize == "none" or not path.exists():
+        return wrap(venv, config, training=True)
+    normalized = VecNormalize.load(str(path), _stack(venv, config))
+    normalized.training = True
+    normalized.norm_reward = config.obs.normalize in ("reward", "both")
+    return normalized

@@ -27,7 +27,7 @@ from typing import Any
 from .config import Config, Failure
 from .logs import event
 from .obs import stats_path
-from .store import sha256_of
+from .store import Run, link_model, replay_path, saved_timesteps, sha256_of
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         "ALTER TABLE models ADD COLUMN sha256 TEXT",  # of the model file, checked before every load
         "ALTER TABLE models ADD COLUMN run_id TEXT",
-        "ALTER TABLE models ADD COLUMN kind TEXT",  # checkpoint | final | imported
+        "ALTER TABLE models ADD COLUMN kind TEXT",  # checkpoint | final | interrupted | imported
         "ALTER TABLE models ADD COLUMN eval_episodes INTEGER",
         "ALTER TABLE models ADD COLUMN validation TEXT",  # JSON: the rules as last checked
         """CREATE TABLE evaluations (
@@ -81,6 +81,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # 3: where an experiment store keeps its copy of the model file (model_path stays the local file).
     ("ALTER TABLE models ADD COLUMN remote_uri TEXT",),
+    # 4: algorithm names compare case-insensitively (other tools write 'PPO'): the filtered hotswap query
+    # reads one entry of this index.
+    ("CREATE INDEX idx_best_env_algorithm ON models(env_id, lower(algorithm), validated, mean_reward)",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -354,6 +357,12 @@ class Registry:
             return sum(db.execute("UPDATE models SET remote_uri = ? WHERE model_path = ?",
                                   (uri, str(Path(path).resolve()))).rowcount for path, uri in uploaded.items() if uri)
 
+    def relocate(self, old_path: str | Path, new_path: str | Path) -> int:
+        """Rows of a file that now lives elsewhere (the same bytes, linked there) follow it; the count."""
+        with self._write() as db:
+            return db.execute("UPDATE models SET model_path = ? WHERE model_path = ?",
+                              (str(Path(new_path).resolve()), str(Path(old_path).resolve()))).rowcount
+
     def record_evaluation(self, run_id: str, timesteps: int, evaluation: Evaluation) -> None:
         with self._write() as db:
             db.execute("INSERT INTO evaluations (run_id, timesteps, mean_reward, std_reward, mean_episode_length,"
@@ -395,9 +404,9 @@ class Registry:
         if env_id is not None:
             clauses.append("env_id = ?")
             params.append(env_id)
-        if algorithm is not None:
-            clauses.append("algorithm = ?")
-            params.append(algorithm)
+        if algorithm is not None:  # as other tools spell it too: 'PPO' is ppo
+            clauses.append("lower(algorithm) = ?")
+            params.append(algorithm.lower())
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
     def best(self, env_id: str | None = None, algorithm: str | None = None) -> Model | None:
@@ -458,20 +467,25 @@ class Registry:
 
     def prune(self, keep_top_n: int | None, max_age_days: int | None, *, dry_run: bool = False) -> list[Model]:
         """Remove rows (then their files) beyond the top N by mean reward per env and algorithm, and rows
-        older than max_age_days. The best validated model, overall and per env and algorithm, stays."""
+        older than max_age_days. The best validated model, overall and per env and algorithm, stays, and
+        so does the model a stopped run resumes from."""
         if keep_top_n is None and max_age_days is None:
             return []
         with self._write() as db:
             protected = {r[0] for r in db.execute(
                 "SELECT id FROM models m WHERE validated = 1 AND id = (SELECT id FROM models WHERE validated = 1"
-                " AND env_id = m.env_id AND algorithm = m.algorithm ORDER BY mean_reward DESC LIMIT 1)")}
+                " AND env_id = m.env_id AND lower(algorithm) = lower(m.algorithm) ORDER BY mean_reward DESC LIMIT 1)")}
             overall = self.best()
             if overall is not None:
                 protected.add(overall.id)
+            # A stopped run's newest model is what it resumes from: it stays until the run goes past it.
+            protected.update(r[0] for r in db.execute(
+                "SELECT id FROM models m WHERE kind = 'interrupted' AND NOT EXISTS (SELECT 1 FROM models n"
+                " WHERE n.run_id = m.run_id AND n.total_timesteps > m.total_timesteps)"))
             doomed: dict[int, Model] = {}
             if keep_top_n is not None:
                 rows = db.execute(
-                    "SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY env_id, algorithm ORDER BY"
+                    "SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY env_id, lower(algorithm) ORDER BY"
                     " mean_reward IS NULL, mean_reward DESC, id DESC) AS rank FROM models) WHERE rank > ?",
                     (keep_top_n,))
                 doomed.update((m.id, m) for m in map(self._model, rows) if m is not None)
@@ -493,6 +507,7 @@ class Registry:
 def _remove_files(model_path: str) -> None:
     Path(model_path).unlink(missing_ok=True)
     stats_path(model_path).unlink(missing_ok=True)
+    replay_path(model_path).unlink(missing_ok=True)
 
 
 class Recorder:
@@ -533,11 +548,29 @@ class Recorder:
             self.registry.set_evaluation(checkpoint.id, evaluation)
             self.registry.validate(checkpoint.id, self.rules)
 
-    def final(self, path: Path, sha256: str, timesteps: int, evaluation: Evaluation) -> Validation:
+    def final(self, path: Path, sha256: str, timesteps: int, evaluation: Evaluation | None) -> Validation:
+        """The final model; without an evaluation (a stop cut it short) it is recorded, not validated
+        (rl-eval --model-id evaluates it later)."""
         model_id = self._register(path, sha256, timesteps, "final", evaluation)
         validation = self.registry.validate(model_id, self.rules)
         self.prune()
         return validation
+
+    def stopped(self, path: Path, sha256: str, timesteps: int) -> int:
+        """The model saved where a signal stopped the run: not evaluated, the newest to resume from."""
+        model_id = self._register(path, sha256, timesteps, "interrupted", None)
+        self.prune()
+        return model_id
+
+    def keep_previous_final(self, run: Run) -> None:
+        """Before a resumed run replaces model.zip: the previous final model stays, under
+        checkpoints/final-<steps>.zip (a hard link, made before its rows are moved to it, so that a row
+        never names a missing or different file)."""
+        if not run.model_path.is_file():
+            return
+        kept = run.directory / "checkpoints" / f"final-{saved_timesteps(run.model_path)}.zip"
+        link_model(run.model_path, kept)
+        self.registry.relocate(run.model_path, kept)
 
     def prune(self) -> None:
         self.registry.prune(self.config.registry.keepTopN, self.config.registry.maxAge)

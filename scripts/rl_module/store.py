@@ -11,6 +11,10 @@ Every run has its own directory under store.modelDir, named by its run id:
       evaluations.npz            the periodic evaluations (EvalCallback's log)
       train.log                  the run's events
       result.json                what the run produced (the summary, as data)
+      run.lock                   held while a process trains the run (a second one is refused)
+
+A model of DQN, SAC or TD3 may have its replay buffer beside it (`<model>.replay.pkl`, store.replayBuffer),
+so that a resumed run continues with the experience it had.
 
 Files appear atomically: written to a temporary name in the same directory, fsynced, renamed. A reader
 (the registry, a serving process) never sees half a model, and a model's normalization statistics are
@@ -29,12 +33,13 @@ import queue
 import secrets
 import threading
 import time
+import zipfile
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import urlparse
 
 from . import obs
@@ -74,6 +79,35 @@ class Run:
     def checkpoint_path(self, timesteps: int) -> Path:
         return self.directory / "checkpoints" / f"step-{timesteps}.zip"
 
+    def lock(self) -> Any:
+        """Hold the run's lock while training it: another process resuming the same run is refused, and
+        the lock goes with the process however it ends (an advisory lock on an open file)."""
+        import fcntl
+
+        handle = open(self.directory / LOCK_FILE, "a+")  # noqa: SIM115 - held for the process's run
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip()
+            handle.close()
+            raise UsageError(f"run {self.id} is being trained by another process ({holder or 'pid unknown'})") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}\n")
+        handle.flush()
+        return handle
+
+
+LOCK_FILE = "run.lock"
+REPLAY_SUFFIX = ".replay.pkl"
+
+
+def replay_path(model_path: str | Path) -> Path:
+    """Where the replay buffer of a model lives: model.zip -> model.replay.pkl."""
+    path = Path(model_path)
+    return path.with_name(path.name.removesuffix(".zip") + REPLAY_SUFFIX)
+
 
 def new_run(config: Config) -> Run:
     """A fresh run directory: <time>-<algorithm>-<env>-<random>, sortable and unique."""
@@ -84,13 +118,15 @@ def new_run(config: Config) -> Run:
     return Run(run_id, directory)
 
 
-def atomic_write(path: Path, data: bytes) -> str:
-    """Write `data` to `path` all at once (temp name, fsync, rename, fsync the directory); its sha256."""
+@contextmanager
+def atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """A file that appears at `path` all at once when the block ends (temp name, fsync, rename, fsync the
+    directory), or not at all: on any exception, a second signal's included, the temporary file goes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(3)}")
     try:
         with open(temporary, "wb") as handle:
-            handle.write(data)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
@@ -102,6 +138,12 @@ def atomic_write(path: Path, data: bytes) -> str:
         os.fsync(directory)
     finally:
         os.close(directory)
+
+
+def atomic_write(path: Path, data: bytes) -> str:
+    """Write `data` to `path` all at once; its sha256."""
+    with atomic_file(path) as handle:
+        handle.write(data)
     return hashlib.sha256(data).hexdigest()
 
 
@@ -109,11 +151,15 @@ def write_json(path: Path, data: Any) -> None:
     atomic_write(path, (json.dumps(data, indent=2, default=str) + "\n").encode())
 
 
-def save_model(model: BaseAlgorithm, path: Path, venv: VecEnv | None = None) -> SavedModel:
-    """Save a model (and its normalization statistics first) atomically."""
+def save_model(model: BaseAlgorithm, path: Path, venv: VecEnv | None = None, replay: bool = False) -> SavedModel:
+    """Save a model atomically, and first what it needs beside it: its normalization statistics and,
+    with `replay` (an off-policy algorithm), its replay buffer."""
     stats = obs.stats_bytes(venv) if venv is not None else None
     if stats is not None:
         atomic_write(obs.stats_path(path), stats)
+    if replay and getattr(model, "replay_buffer", None) is not None:
+        with atomic_file(replay_path(path)) as handle:  # streamed: a buffer can be gigabytes
+            model.save_replay_buffer(handle)  # type: ignore[attr-defined]
     buffer = io.BytesIO()
     model.save(buffer)
     digest = atomic_write(path, buffer.getvalue())
@@ -126,6 +172,59 @@ def sha256_of(path: str | Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def link_model(source: Path, target: Path) -> None:
+    """Give a model (and, first, the files beside it) a second name, atomically, without copying."""
+    for src, dst in ((obs.stats_path(source), obs.stats_path(target)), (replay_path(source), replay_path(target)),
+                     (source, target)):
+        if not src.is_file():
+            continue
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        temporary = dst.with_name(f".{dst.name}.tmp-{os.getpid()}-{secrets.token_hex(3)}")
+        os.link(src, temporary)
+        os.replace(temporary, dst)
+
+
+def saved_timesteps(path: Path) -> int:
+    """The step count a saved model was trained to, read from the JSON part of SB3's zip (no unpickling)."""
+    with zipfile.ZipFile(path) as archive:
+        return int(json.loads(archive.read("data"))["num_timesteps"])
+
+
+def newest_model(run: Run) -> tuple[Path, int] | None:
+    """The run's saved model with the most steps (its final model, an interrupted one, or a checkpoint),
+    with that step count; None when it saved none. A file that is not a readable model is passed over."""
+    found: list[tuple[int, bool, Path]] = []
+    for path in [run.model_path, *(run.directory / "checkpoints").glob("*.zip")]:
+        try:
+            found.append((saved_timesteps(path), path == run.model_path, path))
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+            continue
+    if not found:
+        return None
+    timesteps, _, path = max(found)
+    return path, timesteps
+
+
+def find_run(config: Config) -> Run:
+    """The run train.resume names: a run directory, a run id under store.modelDir, or `latest` (the run
+    under store.modelDir whose config.json was written last)."""
+    wanted: str = config.train.resume
+    base = Path(config.store.modelDir)
+    if wanted == "latest":
+        runs = [d for d in base.glob("*") if (d / CONFIG_FILE).is_file()] if base.is_dir() else []
+        if not runs:
+            raise config.refuse("train.resume", f"finds no run under store.modelDir {base.resolve()}")
+        directory = max(runs, key=lambda d: (d / CONFIG_FILE).stat().st_mtime)
+    else:
+        candidates = [Path(wanted), base / wanted]
+        directory = next((c for c in candidates if (c / CONFIG_FILE).is_file()), None)  # type: ignore[assignment]
+        if directory is None:
+            raise config.refuse("train.resume", f"names no run: neither {Path(wanted).resolve()} nor "
+                                f"{(base / wanted).resolve()} is a run directory (with a {CONFIG_FILE})")
+    data = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
+    return Run(data["run"], directory.resolve())
 
 
 def run_config(model_path: str | Path) -> tuple[str, dict[str, Any]] | None:
@@ -141,21 +240,49 @@ def run_config(model_path: str | Path) -> tuple[str, dict[str, Any]] | None:
     return None
 
 
+def logger(run: Run) -> Any:
+    """SB3's logger writing the run's progress.csv and progress.json (and TensorBoard events when it is
+    installed). The files are continued, not truncated: a resumed run adds its rows below the first
+    segment's (SB3's own writers open them with "w")."""
+    from stable_baselines3.common.logger import CSVOutputFormat, JSONOutputFormat, Logger, make_output_format
+
+    class ContinuedCSV(CSVOutputFormat):
+        def __init__(self, filename: str) -> None:  # noqa: B027 - SB3's attributes, the file opened to continue
+            existing = os.path.exists(filename)
+            self.file = open(filename, "r+" if existing else "w+")  # noqa: SIM115 - closed by Logger.close
+            header = self.file.readline().strip() if existing else ""
+            self.keys: list[str] = header.split(",") if header else []
+            self.file.seek(0, os.SEEK_END)
+            self.separator, self.quotechar = ",", '"'
+
+    class ContinuedJSON(JSONOutputFormat):
+        def __init__(self, filename: str) -> None:
+            self.file = open(filename, "a")  # noqa: SIM115 - closed by Logger.close
+
+    folder = str(run.directory)
+    formats = [ContinuedCSV(str(run.directory / "progress.csv")), ContinuedJSON(str(run.directory / "progress.json"))]
+    if importlib.util.find_spec("tensorboard") is not None:
+        formats.append(make_output_format("tensorboard", folder))
+    return Logger(folder, formats)
+
+
 def _no_span(name: str, attributes: dict[str, Any]) -> AbstractContextManager[Any]:
     return nullcontext()
 
 
 def checkpoint_callback(run: Run, every: int, on_saved: Callable[[SavedModel], object] | None = None,
-                        span: Callable[[str, dict[str, Any]], AbstractContextManager[Any]] | None = None) -> Any:
-    """A stable-baselines3 callback saving a checkpoint every `every` environment steps, atomically,
-    inside `span` (an rl.checkpoint trace span). SB3's CheckpointCallback writes in place: a crash
+                        span: Callable[[str, dict[str, Any]], AbstractContextManager[Any]] | None = None,
+                        after: int = 0, replay: bool = False) -> Any:
+    """A stable-baselines3 callback saving a checkpoint every `every` environment steps (the first one
+    past `after`, where a resumed run starts), atomically, inside `span` (an rl.checkpoint trace span);
+    with `replay`, the replay buffer beside it. SB3's CheckpointCallback writes in place: a crash
     mid-write would leave a partial file."""
     from stable_baselines3.common.callbacks import BaseCallback
 
     class AtomicCheckpoint(BaseCallback):
         def __init__(self) -> None:
             super().__init__()
-            self.next_at = every
+            self.next_at = (after // every + 1) * every
 
         def _on_step(self) -> bool:
             if self.num_timesteps >= self.next_at:
@@ -164,7 +291,7 @@ def checkpoint_callback(run: Run, every: int, on_saved: Callable[[SavedModel], o
                 path = run.checkpoint_path(self.num_timesteps)
                 attributes = {"rl.timesteps": self.num_timesteps, "rl.model.path": str(path)}
                 with (span or _no_span)("rl.checkpoint", attributes):
-                    saved = save_model(self.model, path, self.model.get_env())
+                    saved = save_model(self.model, path, self.model.get_env(), replay)
                     log.info("checkpoint saved: %s (%d steps)", saved.path, saved.timesteps,
                              extra=event("rl.checkpoint.saved", model_path=str(path), timesteps=saved.timesteps))
                     if on_saved:

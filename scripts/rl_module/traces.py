@@ -10,6 +10,7 @@ a few spans per thousand steps) is always kept when traces are on.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from opentelemetry import trace
@@ -87,12 +88,29 @@ def callback(tracer_provider: Any, config: Config, run_span: Any) -> Any:
     return TracesCallback()
 
 
-def eval_callback(telemetry: Any, enabled: bool, **kwargs: Any) -> Any:
-    """SB3's EvalCallback, with each evaluation inside an rl.eval span (a child of the run's span)."""
+def eval_callback(telemetry: Any, enabled: bool, stop: Callable[[], bool] | None = None, **kwargs: Any) -> Any:
+    """SB3's EvalCallback, with each evaluation inside an rl.eval span (a child of the run's span); an
+    evaluation is given up as soon as `stop()` is true (the run is stopping: it must not wait for
+    episodes to end)."""
     from stable_baselines3.common.callbacks import EvalCallback
 
+    from .eval import EvaluationCut, stopping_callback
+
+    check_stop = stopping_callback(stop)
+
     class TracedEvalCallback(EvalCallback):
+        def _log_success_callback(self, locals_: dict[str, Any], globals_: dict[str, Any]) -> None:
+            if check_stop is not None:
+                check_stop(locals_, globals_)
+            super()._log_success_callback(locals_, globals_)
+
         def _on_step(self) -> bool:
+            try:
+                return self._evaluate()
+            except EvaluationCut:
+                return False
+
+        def _evaluate(self) -> bool:
             if not (enabled and self.eval_freq > 0 and self.n_calls % self.eval_freq == 0):
                 return super()._on_step()
             attributes = {"rl.timesteps": self.num_timesteps, "rl.eval.episodes": self.n_eval_episodes}

@@ -3,21 +3,31 @@
     prepare()  checks every option against the environment before any work (exit 2 on a bad one)
     train()    builds env and algorithm, learns with checkpoint and evaluation callbacks, saves the
                final model atomically, evaluates it, and returns what the run produced
+
+A run survives what happens to processes (see stopping): the first SIGTERM or SIGINT stops learning at
+the next step, saves the model where it is (checkpoints/stopped-<steps>.zip, with its normalization
+statistics and replay buffer), registers it as `interrupted`, writes result.json and ends the run's
+trace. `train.resume` continues a run in its own directory from its newest saved model: the step
+counter, progress files, evaluation history, registry rows, normalization statistics and replay buffer
+all go on from there.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import secrets
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import agent, env, eval, obs, registry, store
-from .config import Config
+from . import agent, env, eval, obs, registry, stopping, store
+from .config import Config, Setting, flatten
 from .env import EnvInfo
 from .logs import event
+from .spec import coerce
 from .spec import load as load_spec
 
 if TYPE_CHECKING:
@@ -29,6 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EVAL_SEED_OFFSET = 10_000  # evaluation envs are seeded apart from the training envs
+STOP_UPLOAD_S = 5.0  # what a stopping run waits for its experiment store; the rest is listed as not uploaded
 
 
 def apply_preset(config: Config) -> Config:
@@ -40,6 +51,80 @@ def apply_preset(config: Config) -> Config:
     return config if preset is None else config.with_layer(preset, f"preset {key[0]}/{key[1]}")
 
 
+# -- resume -------------------------------------------------------------------------------------------
+# A resumed run is the same run: its config.json decides. What may differ now is what cannot change what
+# is learned or how it is recorded: more steps, and how the run is watched.
+RESUME_MAY_CHANGE = ("train.resume", "train.totalTimesteps", "train.progressBar", "train.threads",
+                     "store.checkpointFreq", "store.replayBuffer")
+RESUME_MAY_CHANGE_FEATURES = ("metrics", "traces", "logs")
+# Paths in config.json are relative to the folder the run was started from (recorded as "cwd").
+RUN_PATHS = ("store.modelDir", "registry.dbPath")
+
+
+def _may_change(path: str) -> bool:
+    return path in RESUME_MAY_CHANGE or path.split(".")[0] in RESUME_MAY_CHANGE_FEATURES
+
+
+def resume_config(config: Config) -> Config:
+    """The configuration of the run train.resume names, from its config.json, with what may change taken
+    from `config`; an option set now to another value that may not change is refused (exit 2)."""
+    run = store.find_run(config)
+    data = json.loads((run.directory / store.CONFIG_FILE).read_text(encoding="utf-8"))
+    recorded: dict[str, dict[str, Any]] = flatten(data["options"])
+    started_in = Path(data.get("cwd", "."))
+    spec = load_spec()
+    settings: dict[str, Setting] = {}
+    for path, now in config.settings.items():
+        entry = recorded.get(path)
+        if entry is None or path == "train.resume":  # an option newer than the run keeps its value now
+            settings[path] = now if path != "train.resume" else Setting(str(run.directory), now.source)
+            continue
+        value = coerce(entry["value"], spec.option(path).type)
+        same = value == now.value
+        if path in RUN_PATHS:
+            value = str(started_in / value) if not Path(value).is_absolute() else value
+            same = Path(value).resolve() == Path(now.value).resolve()
+        if config.given(path) is None or same:
+            settings[path] = Setting(value, entry["source"])
+        elif path == "train.totalTimesteps" and now.value < value:
+            raise config.refuse(path, f"may only grow when resuming: run {run.id} was set to {value:,} steps")
+        elif _may_change(path):
+            settings[path] = now
+        else:
+            may = ", ".join((*RESUME_MAY_CHANGE[1:], *(f"{f}.*" for f in RESUME_MAY_CHANGE_FEATURES)))
+            shown = list(value) if isinstance(value, tuple) else value
+            raise config.refuse(path, f"cannot change when resuming run {run.id}, which was trained with "
+                                      f"{shown!r}; a resumed run may change only {may}")
+    return Config(settings)
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Where a resumed run starts: its directory, the model it continues, and what it recorded so far."""
+
+    run: store.Run
+    model_path: Path
+    timesteps: int
+    previous: dict[str, Any] | None  # the run's result.json, when a segment of it ended with one
+
+
+def _resume_point(config: Config) -> Resume:
+    run = store.find_run(config)
+    newest = store.newest_model(run)
+    if newest is None:
+        raise config.refuse("train.resume", f"finds no saved model in run {run.id} to continue from "
+                                            "(no model.zip, no checkpoint)")
+    path, timesteps = newest
+    if timesteps >= config.train.totalTimesteps:
+        raise config.refuse("train.totalTimesteps", f"is reached: run {run.id} has trained {timesteps:,} steps; "
+                                                    "ask for more to extend it")
+    result = run.directory / store.RESULT_FILE
+    previous = json.loads(result.read_text(encoding="utf-8")) if result.is_file() else None
+    return Resume(run, path, timesteps, previous)
+
+
+# -- plan ---------------------------------------------------------------------------------------------
+
 @dataclass(frozen=True)
 class Plan:
     """A configuration checked against its environment, with everything decided before training."""
@@ -50,6 +135,7 @@ class Plan:
     seed: int
     device: str
     threshold: float | None  # the reward a model must reach (registry.minReward, else the env's)
+    resume: Resume | None = None
 
 
 def reward_threshold(config: Config, info: EnvInfo) -> float | None:
@@ -69,11 +155,15 @@ def prepare(config: Config) -> Plan:
     if config.train.stopOnReward and threshold is None:
         raise config.refuse("train.stopOnReward",
                             f"needs registry.minReward: {config.env.envId} registers no reward threshold")
+    if info.max_episode_steps is None:
+        log.info("%s sets no episode step limit: an evaluation episode is cut at %d steps (env.maxEpisodeSteps "
+                 "sets a limit)", config.env.envId, env.EPISODE_GUARD)
+    resume = _resume_point(config) if config.train.resume is not None else None
     seed = config.env.seed
     if seed is None:
         seed = secrets.randbelow(2**31)
         config = config.replace("env.seed", seed, "chosen at random")
-    return Plan(config, info, policy_kwargs, seed, agent.device(config, "train.device"), threshold)
+    return Plan(config, info, policy_kwargs, seed, agent.device(config, "train.device"), threshold, resume)
 
 
 @dataclass
@@ -86,17 +176,22 @@ class TrainResult:
     env_id: str
     seed: int
     timesteps: int
-    evaluation: dict[str, Any]
+    evaluation: dict[str, Any] | None  # None when the run was stopped before its final evaluation
     started_at: float
-    wall_time: float  # from the start of train() to the final model evaluated
-    train_time: float  # inside learn()
+    wall_time: float  # from the start of train() to the final model evaluated, summed over resumed segments
+    train_time: float  # inside learn(), summed likewise
     fps: float
     threshold: float | None
     stopped_early: bool
+    status: str = "finished"  # finished | interrupted (stopped by a signal before totalTimesteps)
+    signal: str | None = None  # the signal that stopped the run (SIGTERM, SIGINT)
+    total_timesteps: int = 0  # what the run was asked for (train.totalTimesteps)
+    resumed_from: int | None = None  # the step count this segment continued from
+    segments: list[dict[str, Any]] = field(default_factory=list)  # each process that trained the run
     threshold_reached_at: float | None = None  # wall-clock time a model reaching the threshold was saved
     threshold_reached_steps: int | None = None
     evaluations: list[dict[str, float]] = field(default_factory=list)
-    model_id: int | None = None  # the final model's registry id
+    model_id: int | None = None  # the saved model's registry id
     validated: bool | None = None
     failing_rules: list[str] = field(default_factory=list)
     store_backend: str = "local"
@@ -106,14 +201,23 @@ class TrainResult:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def exit_code(self) -> int:
+        """0, or what a shell reports for a process its signal ended: 128 + the signal's number."""
+        import signal
+
+        return 128 + signal.Signals[self.signal].value if self.signal else 0
+
 
 class _EvalTracker:
-    """What the periodic evaluations saw, filled in by the callback below."""
+    """What the periodic evaluations saw, filled in by the callback below (and, for a resumed run, by
+    the segments before)."""
 
-    def __init__(self) -> None:
-        self.history: list[dict[str, float]] = []
-        self.reached_at: float | None = None
-        self.reached_steps: int | None = None
+    def __init__(self, previous: dict[str, Any] | None) -> None:
+        previous = previous or {}
+        self.history: list[dict[str, float]] = list(previous.get("evaluations", []))
+        self.reached_at: float | None = previous.get("threshold_reached_at")
+        self.reached_steps: int | None = previous.get("threshold_reached_steps")
         self.stopped = False
 
 
@@ -160,6 +264,33 @@ def _after_eval(tracker: _EvalTracker, recorder: registry.Recorder | None) -> An
     return RecordEvaluation()
 
 
+def _stop_on_signal(stop: stopping.GracefulStop) -> Any:
+    """Ends learn() at the step after a first SIGTERM or SIGINT."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class StopOnSignal(BaseCallback):
+        def _on_step(self) -> bool:
+            return not stop.requested
+
+    return StopOnSignal()
+
+
+def _continue_evaluations(callback: Any, run: store.Run, done: int, n_envs: int) -> None:
+    """A resumed run's EvalCallback goes on from the run's evaluations.npz: the file keeps every
+    evaluation, a new best must beat the old one, and evaluations stay on the same step grid."""
+    import numpy as np
+
+    path = run.directory / "evaluations.npz"
+    if path.is_file():
+        with np.load(path) as saved:
+            callback.evaluations_timesteps = [int(t) for t in saved["timesteps"]]
+            callback.evaluations_results = [list(r) for r in saved["results"]]
+            callback.evaluations_length = [list(n) for n in saved["ep_lengths"]]
+        if callback.evaluations_results:
+            callback.best_mean_reward = max(float(np.mean(r)) for r in callback.evaluations_results)
+    callback.n_calls = done // n_envs
+
+
 def _has(module: str) -> bool:
     import importlib.util
 
@@ -173,6 +304,12 @@ def _progress_bar(config: Config) -> bool:
     return sys.stderr.isatty() if wanted is None else bool(wanted)
 
 
+def _keeps_replay(config: Config, when: str) -> bool:
+    """Whether the replay buffer is saved beside a model saved `when` (final, checkpoints)."""
+    keep = config.store.replayBuffer
+    return config.agent.algorithm in agent.OFF_POLICY and (keep == "checkpoints" or keep == when)
+
+
 def train(plan: Plan) -> TrainResult:
     import torch
     from stable_baselines3.common.utils import set_random_seed
@@ -180,50 +317,87 @@ def train(plan: Plan) -> TrainResult:
     from . import logs, telemetry
 
     started = time.time()
-    config = plan.config
+    config, resume = plan.config, plan.resume
+    done = resume.timesteps if resume else 0
+    # A resumed segment draws new episodes, and the same ones each time it is resumed from this step.
+    seed = plan.seed + done
     if plan.device == "cpu":
         torch.set_num_threads(config.train.threads)
-    set_random_seed(plan.seed)
-    venv = obs.wrap(env.make(config, config.env.nEnvs, plan.seed), config, training=True)
-    eval_venv = obs.wrap(eval.eval_env(config, plan.seed + EVAL_SEED_OFFSET), config, training=False)
-    try:
-        # The model is built before the run directory exists: a refusal leaves nothing behind.
-        model = agent.build(config, venv, plan.policy_kwargs, seed=plan.seed, device=plan.device)
-        run = store.new_run(config)
-        with logs.to_file(run.directory / "train.log", config.logs.level), \
-                telemetry.session(config, run.id, run.directory) as signals:
-            recorder = registry.Recorder(config, run.id) if config.registry.enable else None
-            uploader = store.Uploader(run, config)
+    with stopping.GracefulStop("stopping at the next step, saving the model where it is") as stop:
+        set_random_seed(seed)
+        venv = env.make(config, config.env.nEnvs, seed)
+        venv = obs.resume(venv, config, resume.model_path) if resume else obs.wrap(venv, config, training=True)
+        eval_venv = obs.wrap(eval.eval_env(config, seed + EVAL_SEED_OFFSET), config, training=False)
+        try:
+            if resume is None:
+                # The model is built before the run directory exists: a refusal leaves nothing behind.
+                model = agent.build(config, venv, plan.policy_kwargs, seed=seed, device=plan.device)
+                run = store.new_run(config)
+                lock = run.lock()
+            else:
+                run = resume.run
+                lock = run.lock()  # before loading: another process may be training this run
+                model = agent.resume(resume.model_path, config, venv, seed=seed, device=plan.device)
+                _restore_replay(model, resume.model_path)
             try:
-                return _learn(plan, model, run, venv, eval_venv, started, recorder, signals, uploader)
+                with logs.to_file(run.directory / "train.log", config.logs.level), \
+                        telemetry.session(config, run.id, run.directory) as signals:
+                    recorder = registry.Recorder(config, run.id) if config.registry.enable else None
+                    uploader = store.Uploader(run, config)
+                    try:
+                        return _learn(plan, model, run, venv, eval_venv, started, recorder, signals, uploader, stop)
+                    except stopping.Stopped:
+                        uploader.finish(run, succeeded=False, timeout=0.0)  # at once: the queue is listed
+                        raise
+                    finally:
+                        # A no-op after a finished run; else ends the remote run, bounded when stopping.
+                        uploader.finish(run, succeeded=False, timeout=STOP_UPLOAD_S if stop.requested else 300.0)
+                        if recorder is not None:
+                            recorder.close()
             finally:
-                uploader.finish(run, succeeded=False)  # a no-op after a finished run; else ends the remote run
-                if recorder is not None:
-                    recorder.close()
-    finally:
-        venv.close()
-        eval_venv.close()
+                lock.close()
+        finally:
+            venv.close()
+            eval_venv.close()
+
+
+def _restore_replay(model: Any, model_path: Path) -> None:
+    """An off-policy model's replay buffer, from beside the model it continues."""
+    path = store.replay_path(model_path)
+    if not hasattr(model, "load_replay_buffer"):
+        return
+    if path.is_file():
+        model.load_replay_buffer(str(path))
+        log.info("replay buffer restored: %d transitions", model.replay_buffer.size(),
+                 extra=event("rl.replay.restored", transitions=model.replay_buffer.size()))
+    else:
+        log.warning("no replay buffer beside %s (store.replayBuffer): learning goes on from an empty one",
+                    model_path)
 
 
 def _learn(plan: Plan, model: BaseAlgorithm, run: store.Run, venv: VecEnv, eval_venv: VecEnv,
            started: float, recorder: registry.Recorder | None, signals: Telemetry,
-           uploader: store.Uploader) -> TrainResult:
-    from stable_baselines3.common.logger import configure
-
+           uploader: store.Uploader, stop: stopping.GracefulStop) -> TrainResult:
     from . import metrics, plots, traces
 
-    config = plan.config
-    store.write_json(run.directory / store.CONFIG_FILE, {"run": run.id, "options": config.describe()})
-    log.info("run %s started: %s on %s, %d steps, seed %d, device %s", run.id, config.agent.algorithm,
-             config.env.envId, config.train.totalTimesteps, plan.seed, plan.device,
-             extra=event("rl.run.started", run_id=run.id, timesteps=config.train.totalTimesteps, seed=plan.seed))
-    model.set_logger(configure(str(run.directory), ["csv", "json"] + (["tensorboard"] if _has("tensorboard") else [])))
+    config, resume = plan.config, plan.resume
+    done, target = (resume.timesteps if resume else 0), config.train.totalTimesteps
+    store.write_json(run.directory / store.CONFIG_FILE,
+                     {"run": run.id, "cwd": os.getcwd(), "options": config.describe()})
+    if resume is None:
+        log.info("run %s started: %s on %s, %d steps, seed %d, device %s", run.id, config.agent.algorithm,
+                 config.env.envId, target, plan.seed, plan.device,
+                 extra=event("rl.run.started", run_id=run.id, timesteps=target, seed=plan.seed))
+    else:
+        log.info("run %s resumed at %d of %d steps from %s", run.id, done, target, resume.model_path,
+                 extra=event("rl.run.resumed", run_id=run.id, timesteps=done, model_path=str(resume.model_path)))
+    model.set_logger(store.logger(run))
     model.logger.output_formats.append(store.logger_writer(uploader))
-    tracker = _EvalTracker()
+    tracker = _EvalTracker(resume.previous if resume else None)
     run_attributes = {"rl.run.id": run.id, "rl.env.id": config.env.envId, "rl.algorithm": config.agent.algorithm,
-                      "rl.seed": plan.seed, "rl.timesteps.total": config.train.totalTimesteps}
+                      "rl.seed": plan.seed, "rl.timesteps.total": target, "rl.timesteps.resumed_from": done}
     with signals.span(traces.RUN_SPAN, run_attributes) as run_span:
-        callbacks: list[Any] = []
+        callbacks: list[Any] = [_stop_on_signal(stop)]
         if signals.meter_provider is not None:
             callbacks.append(metrics.callback(signals.meter_provider, config))
         if signals.tracer_provider is not None:
@@ -234,64 +408,110 @@ def _learn(plan: Plan, model: BaseAlgorithm, run: store.Run, venv: VecEnv, eval_
                 if recorder is not None:
                     recorder.checkpoint(saved.path, saved.sha256, saved.timesteps)
 
-            callbacks.append(store.checkpoint_callback(run, config.store.checkpointFreq, on_saved, signals.span))
+            callbacks.append(store.checkpoint_callback(run, config.store.checkpointFreq, on_saved, signals.span,
+                                                       after=done, replay=_keeps_replay(config, "checkpoints")))
         if config.train.evalFreq > 0:
-            callbacks.append(traces.eval_callback(
-                signals, config.traces.traceEvals,
+            evaluations = traces.eval_callback(
+                signals, config.traces.traceEvals, stop=lambda: stop.requested,
                 eval_env=eval_venv, n_eval_episodes=config.eval.episodes, deterministic=config.eval.deterministic,
                 eval_freq=max(config.train.evalFreq // config.env.nEnvs, 1), log_path=str(run.directory),
                 callback_on_new_best=_on_new_best(run, plan.threshold, config.train.stopOnReward, tracker),
                 callback_after_eval=_after_eval(tracker, recorder), verbose=0, warn=False,
-            ))
+            )
+            if resume is not None:
+                _continue_evaluations(evaluations, run, done, config.env.nEnvs)
+            callbacks.append(evaluations)
         learn_started = time.perf_counter()
-        model.learn(total_timesteps=config.train.totalTimesteps, callback=callbacks,
-                    progress_bar=_progress_bar(config))
+        model.learn(total_timesteps=target - done, callback=callbacks, progress_bar=_progress_bar(config),
+                    reset_num_timesteps=resume is None)
         train_time = time.perf_counter() - learn_started
-        saved = store.save_model(model, run.model_path, venv)
-        log.info("model saved: %s (%d steps)", saved.path, saved.timesteps,
-                 extra=event("rl.model.saved", model_path=str(saved.path), timesteps=saved.timesteps))
-        with signals.span(traces.EVAL_SPAN, {"rl.timesteps": saved.timesteps, "rl.eval.final": True}):
-            result = _evaluate_final(model, config, run.model_path, plan.seed)
+        interrupted = stop.requested and model.num_timesteps < target and not tracker.stopped
+        result: eval.EvalResult | None = None
         validation = None
-        if recorder is not None:
-            validation = recorder.final(saved.path, saved.sha256, saved.timesteps, result.as_registry())
-            uploader.tag("rl.registry.model_id", str(validation.model_id))
-        uploader.upload_model(saved.path)
-        if run.best_model_path.exists():
-            uploader.upload_model(run.best_model_path)
+        if interrupted:
+            # Where it is, beside the checkpoints, under a name no checkpoint takes: the newest model to resume.
+            saved = store.save_model(model, run.directory / "checkpoints" / f"stopped-{model.num_timesteps}.zip",
+                                     venv, _keeps_replay(config, "final"))
+            log.info("model saved where the run stopped: %s (%d steps)", saved.path, saved.timesteps,
+                     extra=event("rl.model.saved", model_path=str(saved.path), timesteps=saved.timesteps))
+            if recorder is not None:
+                model_id = recorder.stopped(saved.path, saved.sha256, saved.timesteps)
+                validation = registry.Validation(model_id, False, (), recorder.rules)
+            uploader.upload_model(saved.path, "checkpoints")
+        else:
+            if resume is not None and recorder is not None:
+                recorder.keep_previous_final(run)  # model.zip is about to be replaced
+            saved = store.save_model(model, run.model_path, venv, _keeps_replay(config, "final"))
+            log.info("model saved: %s (%d steps)", saved.path, saved.timesteps,
+                     extra=event("rl.model.saved", model_path=str(saved.path), timesteps=saved.timesteps))
+            if not stop.requested:
+                with signals.span(traces.EVAL_SPAN, {"rl.timesteps": saved.timesteps, "rl.eval.final": True}):
+                    result = _evaluate_final(model, config, run.model_path, plan.seed, stop)
+            if recorder is not None:
+                validation = recorder.final(saved.path, saved.sha256, saved.timesteps,
+                                            result.as_registry() if result else None)
+                uploader.tag("rl.registry.model_id", str(validation.model_id))
+            uploader.upload_model(saved.path)
+            if run.best_model_path.exists():
+                uploader.upload_model(run.best_model_path)
+        status = "interrupted" if interrupted else "finished"
+        if run_span is not None:
+            run_span.set_attribute("rl.run.status", status)
+            if stop.signal_name:
+                run_span.set_attribute("rl.run.signal", stop.signal_name)
         plots.plot([plots.read_curve(run.directory)], run.directory / plots.CURVE_FILE,
                    f"{config.agent.algorithm} on {config.env.envId}")
-    if plan.threshold is not None and tracker.reached_at is None and result.mean_reward >= plan.threshold:
+    if (plan.threshold is not None and tracker.reached_at is None and result is not None
+            and result.mean_reward >= plan.threshold):
         tracker.reached_at, tracker.reached_steps = time.time(), saved.timesteps
+    previous = (resume.previous or {}) if resume else {}
+    segment = {"started_at": started, "from_timesteps": done, "to_timesteps": saved.timesteps, "status": status,
+               "signal": stop.signal_name, "wall_time": time.time() - started, "train_time": train_time}
+    segments = [*previous.get("segments", []), segment]
+    learned_time = sum(s["train_time"] for s in segments)
     outcome = TrainResult(
         run_id=run.id, run_dir=str(run.directory), model_path=str(saved.path), sha256=saved.sha256,
         algorithm=config.agent.algorithm, env_id=config.env.envId, seed=plan.seed,
-        timesteps=saved.timesteps, evaluation=result.as_dict(), started_at=started,
-        wall_time=time.time() - started, train_time=train_time,
-        fps=saved.timesteps / train_time if train_time > 0 else 0.0, threshold=plan.threshold,
-        stopped_early=tracker.stopped, threshold_reached_at=tracker.reached_at,
-        threshold_reached_steps=tracker.reached_steps, evaluations=tracker.history,
+        timesteps=saved.timesteps, evaluation=result.as_dict() if result else None,
+        started_at=previous.get("started_at", started), wall_time=sum(s["wall_time"] for s in segments),
+        train_time=learned_time,
+        fps=sum(s["to_timesteps"] - s["from_timesteps"] for s in segments) / learned_time if learned_time > 0 else 0.0,
+        threshold=plan.threshold, stopped_early=tracker.stopped, status=status, signal=stop.signal_name,
+        total_timesteps=target, resumed_from=done if resume else None, segments=segments,
+        threshold_reached_at=tracker.reached_at, threshold_reached_steps=tracker.reached_steps,
+        evaluations=tracker.history,
         model_id=validation.model_id if validation else None, validated=validation.valid if validation else None,
         failing_rules=validation.failing() if validation else [],
     )
     store.write_json(run.directory / store.RESULT_FILE, outcome.as_dict())
-    uploader.finish(run, succeeded=True)
+    uploader.finish(run, succeeded=not stop.requested, timeout=STOP_UPLOAD_S if stop.requested else 300.0)
     outcome.store_backend, outcome.store_failure = config.store.backend, uploader.failure
     outcome.not_uploaded = uploader.not_uploaded
     if recorder is not None and uploader.uploaded:
         recorder.registry.set_remote(uploader.uploaded)
     store.write_json(run.directory / store.RESULT_FILE, outcome.as_dict())
-    log.info("run %s finished: mean reward %.2f +/- %.2f", run.id, result.mean_reward, result.std_reward,
-             extra=event("rl.run.finished", run_id=run.id, mean_reward=result.mean_reward,
-                         std_reward=result.std_reward, timesteps=saved.timesteps, wall_time=outcome.wall_time))
+    if interrupted:
+        log.info("run %s interrupted by %s at %d of %d steps; resume it with --resume %s", run.id,
+                 stop.signal_name, saved.timesteps, target, run.id,
+                 extra=event("rl.run.interrupted", run_id=run.id, timesteps=saved.timesteps, signal=stop.signal_name))
+    else:
+        mean = f"{result.mean_reward:.2f} +/- {result.std_reward:.2f}" if result else "not evaluated (stopping)"
+        rewards = {"mean_reward": result.mean_reward, "std_reward": result.std_reward} if result else {}
+        log.info("run %s finished: mean reward %s", run.id, mean,
+                 extra=event("rl.run.finished", run_id=run.id, timesteps=saved.timesteps, wall_time=outcome.wall_time,
+                             **rewards))
     return outcome
 
 
-def _evaluate_final(model: BaseAlgorithm, config: Config, model_path: Path, seed: int) -> eval.EvalResult:
-    """Evaluate the saved model as rl-eval would: a fresh env with the statistics saved beside it."""
+def _evaluate_final(model: BaseAlgorithm, config: Config, model_path: Path, seed: int,
+                    stop: stopping.GracefulStop) -> eval.EvalResult | None:
+    """Evaluate the saved model as rl-eval would: a fresh env with the statistics saved beside it. A
+    signal during it cuts it short (None): a stopping process does not wait for episodes to end."""
     venv = obs.restore(eval.eval_env(config, seed + 2 * EVAL_SEED_OFFSET), config, model_path)
     try:
-        return eval.evaluate(model, venv, config.eval.episodes, config.eval.deterministic)
+        return eval.evaluate(model, venv, config.eval.episodes, config.eval.deterministic,
+                             stop=lambda: stop.requested)
+    except eval.EvaluationCut:
+        return None
     finally:
         venv.close()
-

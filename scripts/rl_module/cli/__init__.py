@@ -1,8 +1,9 @@
 """The console scripts. Each entry point is thin: parse, resolve, call one function, print, exit.
 
 Exit codes, in one place: 0 success, 1 an expected failure (a model that is not valid, nothing to load),
-2 bad usage or a bad value, 130 interrupted. An unexpected error prints one line and where the full
-traceback was written.
+2 bad usage or a bad value, 128 + the signal's number when a signal stopped the command (130 for Ctrl-C,
+143 for SIGTERM; rl-train stops gracefully, see rl_module.stopping). An unexpected error prints one line
+and where the full traceback was written.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import traceback
 from collections.abc import Mapping, Sequence
 
 from ..config import Command, Failure, UsageError, print_config
+from ..stopping import Stopped
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -38,6 +40,9 @@ def run(command: Command, argv: Sequence[str] | None = None, environ: Mapping[st
     except Failure as error:
         print(f"{command.prog}: {error}", file=sys.stderr)
         return EXIT_FAILED
+    except Stopped as stopped:  # a second signal while stopping: what was half-written was removed
+        print(f"{command.prog}: {stopped}; nothing half-written was kept", file=sys.stderr)
+        return stopped.exit_code
     except KeyboardInterrupt:
         print(f"{command.prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

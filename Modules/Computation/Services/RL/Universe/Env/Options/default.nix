@@ -30,4 +30,10 @@
     description = "Step the copies in this process (dummy), or each in its own process (subproc; pays off for slow envs).";
     example = "subproc";
   };
+  maxEpisodeSteps = {
+    type = { nullOr = "ints.positive"; };
+    default = null;
+    description = "End (truncate) every episode after this many steps (Gymnasium's max_episode_steps); null keeps the env's own limit. Set it for an env without one: evaluation waits for episodes to end.";
+    example = 1000;
+  };
 }

@@ -36,4 +36,10 @@
     description = "Endpoint of an S3-compatible server (MinIO, Ceph, ...) for backend = s3; null asks AWS.";
     example = "http://localhost:9000";
   };
+  replayBuffer = {
+    type = { enum = [ "none" "final" "checkpoints" ]; };
+    default = "final";
+    description = "Save the replay buffer of DQN, SAC and TD3 beside the model when the run stops or ends (final), also with every checkpoint (checkpoints), or never (none); a resumed run continues with it.";
+    example = "checkpoints";
+  };
 }

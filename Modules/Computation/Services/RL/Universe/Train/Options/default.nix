@@ -62,4 +62,10 @@
     description = "Show a progress bar; null shows one when the output is a terminal.";
     example = false;
   };
+  resume = {
+    type = { nullOr = "nonEmptyStr"; };
+    default = null;
+    description = "Continue a stopped or finished run from its newest saved model: a run id, a run directory, or `latest`; its config.json decides every option but train.totalTimesteps (which may only grow) and what cannot change the learning (telemetry, logs, progress bar, threads, checkpointFreq).";
+    example = "latest";
+  };
 }

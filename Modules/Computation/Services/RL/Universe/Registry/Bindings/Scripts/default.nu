@@ -31,7 +31,7 @@ export def "registry list" [
   --env-id: string      # only this environment
   --algorithm: string   # only this algorithm
 ] {
-  let sql = $"SELECT ($COLUMNS) FROM models WHERE \(?1 = 0 OR validated = 1\) AND \(?2 IS NULL OR env_id = ?2\) AND \(?3 IS NULL OR algorithm = ?3\) ORDER BY mean_reward IS NULL, mean_reward DESC, id DESC LIMIT ?4"
+  let sql = $"SELECT ($COLUMNS) FROM models WHERE \(?1 = 0 OR validated = 1\) AND \(?2 IS NULL OR env_id = ?2\) AND \(?3 IS NULL OR lower\(algorithm\) = lower\(?3\)\) ORDER BY mean_reward IS NULL, mean_reward DESC, id DESC LIMIT ?4"
   open (database $db) | query db $sql --params [($validated | into int) $env_id $algorithm ($top_n | default (-1))] | shape
 }
 
