@@ -36,7 +36,7 @@ def rl_train_fps(steps: int, seed: int, *extra: str) -> float:
 
     with tempfile.TemporaryDirectory() as models:
         argv = ["--total-timesteps", str(steps), "--seed", str(seed), "--model-dir", models, "--no-registry",
-                "--progress-bar", "false", "--eval-freq", "0", "--checkpoint-freq", "0", "--log-level", "error",
+                "--no-progress-bar", "--eval-freq", "0", "--checkpoint-freq", "0", "--log-level", "error",
                 *extra]
         config, _ = COMMAND.configure(argv, {})
         return train(prepare(config)).fps

@@ -49,7 +49,7 @@ def steps_per_second(device: str, steps: int, threads: int = 1) -> float:
     with tempfile.TemporaryDirectory() as models:
         argv = ["--env-id", "gpu:BrightHalf", "--policy-type", "CnnPolicy", "--encoder", "cnn", "--n-envs", "8",
                 "--total-timesteps", str(steps), "--train-device", device, "--seed", "0", "--model-dir", models,
-                "--no-registry", "--eval-freq", "0", "--checkpoint-freq", "0", "--progress-bar", "false",
+                "--no-registry", "--eval-freq", "0", "--checkpoint-freq", "0", "--no-progress-bar",
                 "--agent-kwargs", '{"n_steps": 128, "n_epochs": 4}', "--batch-size", "256", "--log-level", "warn",
                 "--threads", str(threads)]
         config, _ = COMMAND.configure(argv, {})

@@ -40,8 +40,8 @@ let
       example = o.example or null;
       env = b.env.${name} or "${b.envPrefix}${screamingSnake name}";
       envFallbacks = b.envFallbacks.${name} or [ ];
-      # Booleans take --x / --no-x and no value.
-      negFlag = if o.type == "bool" then "--no-${builtins.substring 2 (-1) flag}" else null;
+      # Booleans, nullable ones too, take --x / --no-x and no value (null is the default, or the env's).
+      negFlag = if o.type == "bool" || o.type == { nullOr = "bool"; } then "--no-${builtins.substring 2 (-1) flag}" else null;
       aliases = b.aliases.${name} or { };
       typeText = types.nixName o.type;
       allowed = types.allowed o.type;

@@ -212,3 +212,43 @@ def test_the_fast_path_gives_the_actions_stable_baselines3_gives(algorithm, env_
     assert np.allclose(ours, theirs, atol=1e-5)
     single = np.asarray(predictor.predict(observations[0].tolist()))
     assert np.allclose(single, theirs[0], atol=1e-5)
+
+
+@pytest.mark.slow
+def test_a_server_on_an_empty_registry_waits_then_serves_the_first_validated_model(tmp_path):
+    from conftest import command
+
+    db = tmp_path / "fresh.db"  # no registry at all yet: a new host that has not trained
+    server = Server(db, cwd=tmp_path)
+    try:
+        assert server.get("/healthz") == {"status": "ok"}
+        status, ready = server.request("GET", "/readyz")
+        assert status == 503 and ready["status"] == "waiting" and str(db) in ready["reason"]
+        status, answer = server.request("POST", "/predict", b"[0, 0, 0, 0]")
+        assert status == 503 and "waiting for the first validated model" in answer["error"]
+        assert server.request("GET", "/model")[0] == 503
+
+        trained = command("rl-train", "--registry-db", str(db), "--model-dir", str(tmp_path / "models"), "--json",
+                          "--seed", "1", "--total-timesteps", "256", "--no-preset", "--agent-kwargs",
+                          '{"n_steps": 128}', "--eval-freq", "0", "--checkpoint-freq", "0", "--episodes", "3",
+                          "--min-reward", "0", "--convergence-window", "null", "--min-episodes", "1", cwd=tmp_path)
+        assert trained.returncode == 0, trained.stderr
+        result = json.loads(trained.stdout)
+        assert result["validated"], result["failing_rules"]
+        deadline = time.time() + 20
+        while server.request("GET", "/readyz")[0] != 200 and time.time() < deadline:
+            time.sleep(0.1)
+        assert server.get("/readyz") == {"status": "ready", "model_id": result["model_id"]}
+        status, answer = server.request("POST", "/predict", b"[0, 0, 0, 0]")
+        assert status == 200 and answer["model_id"] == result["model_id"] and answer["action"] in (0, 1)
+        assert server.process.poll() is None  # the same process all along: no restart
+    finally:
+        stderr = server.stop()
+    assert "waiting for the first validated model" in stderr and "serving the first validated model" in stderr
+
+
+def test_rl_infer_without_serve_still_fails_on_an_empty_registry(tmp_path):
+    from conftest import command
+
+    result = command("rl-infer", "--registry-db", str(tmp_path / "r.db"), "--obs", "[0, 0, 0, 0]", cwd=tmp_path)
+    assert result.returncode == 1 and "no validated model in the registry" in result.stderr

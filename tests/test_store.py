@@ -273,3 +273,45 @@ def test_the_local_store_has_tensorboard_events_a_learning_curve_and_registry_pl
 
     with Image.open(tmp_path / "top.png") as image:
         assert image.width > 2 * image.height  # two panels side by side
+
+
+@pytest.mark.slow
+def test_a_stopping_run_waits_for_a_hanging_store_only_so_long_and_lists_what_it_did_not_take(tmp_path):
+    """A tracking server that accepts connections and never answers: the SIGTERM'd run still ends within
+    the uploader's stop allowance, listing every file that was not uploaded."""
+    import signal
+    import threading
+
+    from conftest import BIN
+    from rl_module.train import STOP_UPLOAD_S
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(64)
+    held: list[socket.socket] = []
+    threading.Thread(target=lambda: [held.append(silent.accept()[0]) for _ in range(64)], daemon=True).start()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("RL_", "OTEL_"))}
+    environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "60"  # the server hangs longer than any stop may wait
+    process = subprocess.Popen(
+        [str(BIN / "rl-train"), "--total-timesteps", "200000", "--checkpoint-freq", "1000", "--eval-freq", "0",
+         "--no-progress-bar", "--json", "--backend", "mlflow", "--tracking-uri",
+         f"http://127.0.0.1:{silent.getsockname()[1]}"],
+        cwd=tmp_path, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stderr is not None
+        for line in process.stderr:
+            if "step-3000.zip" in line:
+                break
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
+        waited = time.monotonic() - signalled
+    finally:
+        silent.close()
+    assert process.returncode == 143, err
+    outcome = json.loads(out)
+    assert outcome["status"] == "interrupted" and f"still uploading after {STOP_UPLOAD_S:.0f} s" in outcome["store_failure"]
+    listed = [Path(p).name for p in outcome["not_uploaded"]]
+    assert {"step-1000.zip", "step-3000.zip", f"stopped-{outcome['timesteps']}.zip", "result.json"} <= set(listed)
+    assert waited < 30  # bounded by the allowance, not by the server's 60 s
+    local_models_intact(tmp_path, outcome)

@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 RUN_FEATURES = ("env", "obs", "agent", "feature")
 
 
+class NoModel(RegistryError):
+    """The registry has no validated model (for the env and algorithm asked for): exit 1, or a server waits."""
+
+
 @dataclass(frozen=True)
 class Located:
     """A model to load, with the configuration of the run that trained it laid under the user's."""
@@ -59,7 +63,7 @@ def locate(config: Config, *, load_best: bool = False) -> Located:
         else:
             best = registry.best_loadable(config.given("env.envId"), config.given("agent.algorithm"))
             if best is None:
-                raise RegistryError(f"no validated model in the registry {config.registry.dbPath}"
+                raise NoModel(f"no validated model in the registry {config.registry.dbPath}"
                                     + _filter_note(config))
             model, located_path = best
     layered = _with_run(config, _flat(model.hyperparams), f"registry model {model.id}")

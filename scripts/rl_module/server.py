@@ -2,7 +2,13 @@
 
     POST /predict   body: one observation or a batch, as JSON -> {"action": ..., "model_id": N}
     GET  /model     the model being served: id, path, mean reward, algorithm, env, loaded at
-    GET  /healthz   {"status": "ok"}
+    GET  /healthz   {"status": "ok"}: the process is alive (a liveness probe)
+    GET  /readyz    200 {"status": "ready", "model_id": N} once a model is loaded; until then 503
+                    {"status": "waiting", ...} (a readiness probe: send no traffic yet)
+
+A server started before any model is validated (a new host, a first boot) does not fail: it answers
+/healthz, says 503 on /readyz, /predict and /model, and loads the first validated model that appears
+through the same hotswap path, with no restart.
 
 HTTP layer: uvicorn with a plain ASGI application, chosen on evidence (bench/README.md): on the 2-core
 CI machine the standard library's ThreadingHTTPServer reached the target with one or two connections
@@ -53,9 +59,10 @@ class Served:
 class Hotswap:
     """The model being served, swapped to each new best validated model of the registry."""
 
-    def __init__(self, config: Config, located: Located, follow_best: bool) -> None:
+    def __init__(self, config: Config, located: Located | None, follow_best: bool) -> None:
         self.config = config
-        self.current = Served(Predictor(located), time.time())
+        # None until the first validated model appears (only when following the registry's best).
+        self.current = Served(Predictor(located), time.time()) if located is not None else None
         self.follow_best = follow_best
         self.swaps = 0
         self._stop = threading.Event()
@@ -71,31 +78,50 @@ class Hotswap:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
+    def waiting_for(self) -> str:
+        """What a server with no model yet waits for, in words."""
+        given = [f"{p}={self.config.given(p)}" for p in ("env.envId", "agent.algorithm")
+                 if self.config.given(p) is not None]
+        return (f"no model loaded yet: waiting for the first validated model in the registry "
+                f"{self.config.registry.dbPath}" + (f" for {', '.join(given)}" if given else ""))
+
     def _watch(self) -> None:
         with Registry(self.config.registry.dbPath) as registry:
             seen = registry.data_version()
+            if self.current is None:  # it may have appeared between locate() and now
+                self._check_safely(registry)
             while not self._stop.wait(self.config.infer.pollInterval):
                 version = registry.data_version()
                 if version != seen:
                     seen = version
-                    self.check(registry)
+                    self._check_safely(registry)
+
+    def _check_safely(self, registry: Registry) -> None:
+        try:
+            self.check(registry)
+        except Exception:  # one failed attempt must not end the watching: the next change tries again
+            log.exception("hotswap check failed; the current model keeps serving",
+                          extra=event("rl.error", route="hotswap"))
 
     def check(self, registry: Registry) -> None:
         """Swap to the best validated model when it is another one than the one served."""
         best = registry.best(self.config.given("env.envId"), self.config.given("agent.algorithm"))
-        served = self.current.predictor.located.model
+        served = self.current.predictor.located.model if self.current is not None else None
         if best is None or (served is not None and best.id == served.id):
             return
         try:
             located = locate(self.config.replace("infer.modelId", best.id, "hotswap"))
             predictor = Predictor(located)
         except (RegistryError, OSError, ValueError) as error:
-            log.warning("hotswap to model %d refused: %s; model %s keeps serving", best.id, error,
-                        served.id if served else "?", extra=event("rl.model.refused", model_id=best.id))
+            keeps = f"model {served.id} keeps serving" if served else "still waiting for a model"
+            log.warning("hotswap to model %d refused: %s; %s", best.id, error, keeps,
+                        extra=event("rl.model.refused", model_id=best.id))
             return
+        first = self.current is None
         self.current = Served(predictor, time.time())  # one reference: in-flight requests keep the old one
-        self.swaps += 1
-        log.info("hotswapped to model %d (mean reward %.2f)", best.id, best.mean_reward or 0.0,
+        self.swaps += 0 if first else 1
+        log.info("%s model %d (mean reward %.2f)", "serving the first validated" if first else "hotswapped to",
+                 best.id, best.mean_reward or 0.0,
                  extra=event("rl.model.hotswapped", model_id=best.id, model_path=str(located.path)))
 
 
@@ -156,10 +182,21 @@ def app(swap: Hotswap, instruments: _Instruments, max_body: int) -> Callable[...
             return
         started = time.perf_counter()
         method, path = scope["method"], scope["path"]
+        current = swap.current
         if method == "GET" and path == "/healthz":
             await respond(send, 200, {"status": "ok"}, "/healthz", started)
+        elif method == "GET" and path == "/readyz":
+            if current is None:
+                await respond(send, 503, {"status": "waiting", "reason": swap.waiting_for()}, "/readyz", started)
+            else:
+                model = current.predictor.located.model
+                await respond(send, 200, {"status": "ready", "model_id": model.id if model else None},
+                              "/readyz", started)
         elif method == "GET" and path == "/model":
-            await respond(send, 200, swap.current.describe(), "/model", started)
+            if current is None:
+                await respond(send, 503, {"error": swap.waiting_for()}, "/model", started)
+            else:
+                await respond(send, 200, current.describe(), "/model", started)
         elif path == "/predict" and method != "POST":
             await respond(send, 405, {"error": "POST an observation to /predict"}, "/predict", started)
         elif path != "/predict":
@@ -176,6 +213,9 @@ def app(swap: Hotswap, instruments: _Instruments, max_body: int) -> Callable[...
                           "/predict", started)
             return
         served = swap.current  # this request finishes on this model, whatever a swap does meanwhile
+        if served is None:
+            await respond(send, 503, {"error": swap.waiting_for()}, "/predict", started)
+            return
         try:
             action = served.predictor.predict(json.loads(body))
         except (ValueError, RecursionError) as error:  # malformed JSON, wrong shape, wrong dtype
@@ -191,8 +231,9 @@ def app(swap: Hotswap, instruments: _Instruments, max_body: int) -> Callable[...
     return application
 
 
-def serve(config: Config, located: Located, follow_best: bool, meter_provider: Any = None) -> None:
-    """Serve until interrupted (SIGINT or SIGTERM)."""
+def serve(config: Config, located: Located | None, follow_best: bool, meter_provider: Any = None) -> None:
+    """Serve until interrupted (SIGINT or SIGTERM); with no model yet (`located` None), wait for the
+    registry's first validated one."""
     import torch
     import uvicorn
 
@@ -201,9 +242,12 @@ def serve(config: Config, located: Located, follow_best: bool, meter_provider: A
     application = app(swap, _Instruments(meter_provider), config.infer.maxBodyBytes)
     server = uvicorn.Server(uvicorn.Config(application, host=config.infer.host, port=config.infer.port,
                                            log_level="warning", access_log=False, lifespan="on"))
-    log.info("serving %s on http://%s:%d (hotswap %s)", located.path, config.infer.host, config.infer.port,
+    what = str(located.path) if located is not None else "nothing yet"
+    log.info("serving %s on http://%s:%d (hotswap %s)", what, config.infer.host, config.infer.port,
              "on" if follow_best else "off: a fixed model was named",
              extra=event("rl.serve.started", port=config.infer.port, host=config.infer.host))
+    if located is None:
+        log.warning("%s; /readyz answers 503 until then", swap.waiting_for())
     swap.start()
     try:
         server.run()

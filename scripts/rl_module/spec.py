@@ -42,7 +42,8 @@ class Option:
 
     @property
     def is_bool(self) -> bool:
-        return self.type == "bool"
+        """A switch on the command line (--x / --no-x): booleans, and nullable ones."""
+        return self.type in ("bool", {"nullOr": "bool"})
 
     def parse(self, text: str) -> Any:
         """Text from an env var or a flag -> typed value; ValueError when not allowed."""

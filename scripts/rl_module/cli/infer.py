@@ -21,9 +21,17 @@ def _infer(config: Config, args: argparse.Namespace) -> int:
     from .. import infer, logs
 
     logs.setup(config)
+    follow_best = config.infer.modelPath is None and config.infer.modelId is None
+    if config.infer.serve and follow_best:
+        # A server on a host with no validated model yet waits for one (503 on /readyz) instead of failing.
+        try:
+            waiting_or_located: infer.Located | None = infer.locate(config, load_best=args.load_best)
+        except infer.NoModel:
+            waiting_or_located = None
+        return _serve(config, waiting_or_located, follow_best=True)
     located = infer.locate(config, load_best=args.load_best)
     if config.infer.serve:
-        return _serve(config, located, follow_best=config.infer.modelPath is None and config.infer.modelId is None)
+        return _serve(config, located, follow_best=False)
     predictor = infer.Predictor(located)
     where = f"registry model {located.model.id}" if located.model else "file"
     print(f"rl-infer: {located.config.agent.algorithm} on {located.config.env.envId}, {where} {located.path}",
