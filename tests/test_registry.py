@@ -241,3 +241,10 @@ def test_nushell_helpers_list_best_and_report_over_the_same_database(nu, tmp_pat
     result = subprocess.run([nu, "-c", f"use {NU_SCRIPT} *; registry best --db {db}"], capture_output=True, text=True,
                             check=False)
     assert result.returncode != 0 and "does not match its recorded checksum" in result.stderr
+    # A script file of the user's, in another folder, finds the helpers as the README says: by the library path.
+    script = tmp_path / "elsewhere" / "my-report.nu"
+    script.parent.mkdir()
+    script.write_text(f"use default.nu *\nregistry list --db {db} --algorithm PPO | length | print\n")
+    found = subprocess.run([nu, "--include-path", str(NU_SCRIPT.parent), str(script)], capture_output=True,
+                           text=True, check=False, cwd=script.parent)
+    assert found.returncode == 0 and found.stdout.strip() == "3", found.stderr  # algorithm names ignore case

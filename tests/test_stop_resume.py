@@ -71,7 +71,7 @@ def run_dir(tmp_path: Path) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("signum,total,every,extra", [
-    (signal.SIGTERM, 12_000, 2_000, ("--seed", "3")),
+    (signal.SIGTERM, 12_000, 2_000, ("--seed", "3", "--traces", "--logs", "--metrics")),
     (signal.SIGINT, 1_600, 400, (*SAC, "--seed", "4", "--agent-kwargs", '{"learning_starts": 100}')),
 ], ids=["ppo-sigterm", "sac-sigint"])
 def test_a_signal_mid_run_saves_where_it_is_and_resume_reaches_the_full_count(signum, total, every, extra,
@@ -98,6 +98,17 @@ def test_a_signal_mid_run_saves_where_it_is_and_resume_reaches_the_full_count(si
     assert_nothing_partial(directory)
     if "sac" in extra:  # the replay buffer is kept beside the stopped model (store.replayBuffer = final)
         assert Path(stopped["model_path"]).with_suffix(".replay.pkl").is_file()
+    if "--traces" in extra:  # the run's span ended with its status; the logs and metrics were flushed
+        from test_telemetry import otlp_request
+
+        lines = (directory / "traces.otlp.jsonl").read_text().splitlines()
+        spans = [s for line in lines for rs in otlp_request("traces", line).resource_spans
+                 for ss in rs.scope_spans for s in ss.spans]
+        (run_span,) = [s for s in spans if s.name == "rl.train"]
+        status = {a.key: a.value.string_value for a in run_span.attributes if a.key.startswith("rl.run.")}
+        assert status == {"rl.run.id": stopped["run_id"], "rl.run.status": "interrupted", "rl.run.signal": "SIGTERM"}
+        assert "rl.run.interrupted" in (directory / "logs.otlp.jsonl").read_text()
+        assert "rl.env.steps" in (directory / "metrics.otlp.jsonl").read_text()
     stopped_evaluations = [tuple(e.values()) for e in stopped["evaluations"]]
     assert len(stopped_evaluations) >= 1  # the one due as the signal came was given up
 

@@ -48,8 +48,9 @@ def check(config: Config, observation_space: gym.Space[Any], action_space: gym.S
     if dict_obs != (policy == "MultiInputPolicy"):
         need = "MultiInputPolicy" if dict_obs else "MlpPolicy or CnnPolicy"
         raise config.refuse("agent.policyType", f"does not fit observations {observations}; use {need}")
-    if policy == "CnnPolicy" and config.feature.encoder == "cnn" and not is_image_space(observation_space):
-        raise config.refuse("agent.policyType", f"needs image observations, and these are {observations}")
+    if policy == "CnnPolicy" and config.feature.encoder != "custom" and not is_image_space(observation_space):
+        raise config.refuse("agent.policyType", f"needs image observations, and these are {observations}; "
+                                                "use MlpPolicy")
     if algorithm == "a2c" and config.source("train.batchSize") != "default":
         raise config.refuse("train.batchSize", "does not apply to a2c (it learns from each whole rollout)")
     _check_kwargs(config)

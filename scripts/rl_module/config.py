@@ -145,9 +145,12 @@ class Parser(argparse.ArgumentParser):
             known = [s for action in self._actions for s in action.option_strings]
             hints = []
             for word in unknown:
-                close = difflib.get_close_matches(word.split("=", 1)[0], known, n=1)
+                flag = word.split("=", 1)[0]
+                # A flag cut short (--env for --env-id) is meant as the flags it starts; else the closest.
+                close = [k for k in known if k.startswith(flag + "-")][:2] if flag.startswith("--") else []
+                close = close or difflib.get_close_matches(flag, known, n=1)
                 if close:
-                    hints.append(f"did you mean {close[0]}?")
+                    hints.append(f"did you mean {' or '.join(close)}?")
             message = " ".join([message, *hints])
         raise UsageError(message)
 
@@ -183,7 +186,8 @@ def _parse(option: Option, text: str, source: str) -> Any:
     try:
         return option.parse(text)
     except (ValueError, RecursionError) as error:
-        raise ConfigError(option, source, text, "empty" if str(error) == "empty" else None) from None
+        reason = str(error) if isinstance(error, spec_module.Hint) or str(error) == "empty" else None
+        raise ConfigError(option, source, text, reason) from None
 
 
 def _from_flags(option: Option, args: argparse.Namespace) -> Setting | None:
@@ -259,6 +263,10 @@ class Command:
             print(f"{self.prog}: {warning}", file=sys.stderr)
         args = self.parser(spec).parse_args(argv)
         config = resolve(spec, self.features, args, environ)
+        if "env" in self.features:
+            from .env import canonical  # one env id everywhere: presets, thresholds, registry filters
+
+            config = canonical(config)
         if self.layer:
             config = self.layer(config)
         return config, args

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -82,6 +83,50 @@ def _custom_class(env_id: str) -> type | None:
     if candidate is not None:
         raise ValueError(f"{env_id} is not a class")
     return None  # Gymnasium's `module:EnvId`: importing the module registered the id
+
+
+# A versioned Gymnasium id (`CartPole-v1`, `ALE/Pong-v5`) is already what Gymnasium resolves it to.
+_VERSIONED = re.compile(r"^[A-Za-z0-9_./-]+-v[0-9]+$")
+
+
+def canonical_id(env_id: str) -> str:
+    """The id Gymnasium resolves `env_id` to, so that presets, reward thresholds and registry filters all
+    see one spec: `LunarLander` is `LunarLander-v3` (the newest version, as gymnasium.make takes it),
+    `gym_anytrading:stocks-v0` is `stocks-v0`. A `package.module:Class` and an unknown id stay as they
+    are (inspect() reports the latter)."""
+    if _VERSIONED.match(env_id):
+        return env_id  # the common case, decided without importing gymnasium (rl-registry-list stays fast)
+    from gymnasium.envs.registration import find_highest_version, get_env_id, parse_env_id
+
+    module, colon, name = env_id.rpartition(":")
+    if colon:
+        try:
+            if _custom_class(env_id) is not None:
+                return env_id
+        except ValueError:
+            return env_id
+    try:
+        namespace, base, version = parse_env_id(name)
+    except Exception:  # not an id Gymnasium can parse: inspect() refuses it with the reason
+        return env_id
+    if version is None:
+        version = find_highest_version(namespace, base)
+    resolved = get_env_id(namespace, base, version)
+    if resolved not in _registry():
+        return env_id
+    # Ids our processes find by themselves (Gymnasium's, and those of ENV_PACKAGES) lose the module; a
+    # third-party package's keep it: another process must import it to find the id.
+    known = not colon or module.split(".")[0] in ("gymnasium", *ENV_PACKAGES)
+    return resolved if known else f"{module}:{resolved}"
+
+
+def canonical(config: Config) -> Config:
+    """The configuration with env.envId as Gymnasium resolves it (see canonical_id)."""
+    env_id: str = config.env.envId
+    resolved = canonical_id(env_id)
+    if resolved == env_id:
+        return config
+    return config.replace("env.envId", resolved, f"{config.source('env.envId')} ({env_id!r} is {resolved})")
 
 
 def missing_extra(message: str) -> str:

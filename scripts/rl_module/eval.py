@@ -90,6 +90,20 @@ def evaluate_file(config: Config, model_path: str | Path, video: Path | None = N
     venv = obs.restore(eval_env(config, config.env.seed, video), config, model_path)
     try:
         model = agent.load(model_path, config.agent.algorithm, device="cpu")
+        _check_fits(model, venv, config, model_path)
         return evaluate(model, venv, config.eval.episodes, config.eval.deterministic)
     finally:
         venv.close()
+
+
+def _check_fits(model: BaseAlgorithm, venv: VecEnv, config: Config, model_path: str | Path) -> None:
+    """Refuse an env whose spaces are not the model's (another env named by hand), on one line."""
+    from stable_baselines3.common.utils import check_for_correct_spaces
+
+    try:
+        check_for_correct_spaces(model._wrap_env(venv, verbose=0), model.observation_space, model.action_space)
+    except ValueError:
+        theirs = f"observations {env.describe(venv.observation_space)}, actions {env.describe(venv.action_space)}"
+        ours = f"observations {env.describe(model.observation_space)}, actions {env.describe(model.action_space)}"
+        raise config.refuse("env.envId", f"does not fit the model {model_path}: it acts on {ours}, and this env "
+                                         f"gives {theirs}") from None

@@ -14,17 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 from . import store
 from .config import Config, UsageError, flatten
-from .registry import Model, Registry, RegistryError, verify
+from .registry import Model, NoModel, existing, verify
 
 if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm
 
 # The options a model's own training run decides, unless the user sets them.
 RUN_FEATURES = ("env", "obs", "agent", "feature")
-
-
-class NoModel(RegistryError):
-    """The registry has no validated model (for the env and algorithm asked for): exit 1, or a server waits."""
 
 
 @dataclass(frozen=True)
@@ -54,7 +50,7 @@ def locate(config: Config, *, load_best: bool = False) -> Located:
             raise config.refuse("infer.modelPath", "is not a file")
         found = store.run_config(path)
         return Located(Path(path), _with_run(config, found[1], f"run {found[0]}") if found else config, None)
-    with Registry(config.registry.dbPath) as registry:
+    with existing(config) as registry:
         if model_id is not None:
             model = registry.get(model_id)
             if model is None:
@@ -71,6 +67,14 @@ def locate(config: Config, *, load_best: bool = False) -> Located:
     layered = layered.replace("agent.algorithm", model.algorithm.lower(), f"registry model {model.id}")
     layered = layered.replace("env.envId", model.env_id, f"registry model {model.id}")
     return Located(located_path, layered, model)
+
+
+def model_layer(config: Config) -> Config:
+    """The options of the model a command names (--model-path, --model-id) laid under the user's, so that
+    --print-config shows what the command will act with."""
+    if config.infer.modelPath is None and config.infer.modelId is None:
+        return config
+    return locate(config).config
 
 
 def _filter_note(config: Config) -> str:

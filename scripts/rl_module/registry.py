@@ -96,6 +96,11 @@ class RegistryError(Failure):
     """A registry problem the user must hear about (a refused model, a database from the future)."""
 
 
+class NoModel(RegistryError):
+    """Nothing to load: no registry file, or no validated model in it (for the env and algorithm asked
+    for). Exit 1; a server waits instead."""
+
+
 @dataclass(frozen=True)
 class Model:
     id: int
@@ -170,7 +175,9 @@ def reward_threshold(env_id: str) -> float | None:
     try:
         import gymnasium as gym
 
-        return gym.spec(env_id).reward_threshold
+        from .env import canonical_id
+
+        return gym.spec(canonical_id(env_id)).reward_threshold
     except Exception:  # an unregistered or custom env simply has no threshold
         return None
 
@@ -200,8 +207,9 @@ def check_model(model: Model, rules: Rules, history: Sequence[float]) -> tuple[C
         return (Check("evaluated", False, missing),)
     mean, std, length = model.mean_reward, model.std_reward, model.mean_episode_length
     checks = [Check("evaluated", True, f"{model.eval_episodes or '?'} episodes")]
-    if rules.min_reward is None:
-        checks.append(Check("reward", True, "no threshold applies"))
+    if rules.min_reward is None:  # no bar is not a bar passed: the user must say what good enough is
+        checks.append(Check("reward", False, "no threshold: set registry.minReward (--min-reward); "
+                                             f"{model.env_id} registers no reward_threshold"))
     else:
         checks.append(Check("reward", mean >= rules.min_reward, f"mean {mean:.2f} >= {rules.min_reward:g}"))
     needed = rules.min_episodes * length
@@ -223,6 +231,17 @@ def check_model(model: Model, rules: Rules, history: Sequence[float]) -> tuple[C
                 f"last {window} evaluations spread {spread:.2f} <= {rules.convergence_tolerance:g} x |their mean|"
                 f" = {rules.convergence_tolerance * scale:.2f}"))
     return tuple(checks)
+
+
+def converged(history: Sequence[float], window: int | None, tolerance: float) -> bool:
+    """The convergence rule on its own: the last `window` evaluations spread by at most `tolerance` x
+    |their mean| (always true without a window)."""
+    if window is None:
+        return True
+    recent = list(history)[-window:]
+    if len(recent) < window:
+        return False
+    return max(recent) - min(recent) <= tolerance * max(abs(statistics.fmean(recent)), 1e-9)
 
 
 def git_commit(directory: str | Path = ".") -> str | None:
@@ -248,6 +267,17 @@ def verify(model: Model) -> Path:
         raise RegistryError(f"model {model.id} refused: {path} does not match the checksum recorded when it "
                             "was registered (the file was changed or replaced)")
     return path
+
+
+def existing(config: Config) -> Registry:
+    """The registry registry.dbPath names, for a command that only reads it: a missing file is not
+    created (an empty registry would only hide the mistake) but reported, with where it was looked for."""
+    path = Path(config.registry.dbPath)
+    if not path.is_file():
+        raise NoModel(f"no registry at {path.resolve()} (registry.dbPath from "
+                            f"{config.source('registry.dbPath')}): nothing was recorded there; point "
+                            "--registry-db or RL_REGISTRY_DB at the registry your runs write")
+    return Registry(path)
 
 
 class Registry:

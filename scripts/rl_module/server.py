@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .config import Config
@@ -86,7 +87,11 @@ class Hotswap:
                 f"{self.config.registry.dbPath}" + (f" for {', '.join(given)}" if given else ""))
 
     def _watch(self) -> None:
-        with Registry(self.config.registry.dbPath) as registry:
+        path = Path(self.config.registry.dbPath)
+        while not path.is_file():  # a new host: the registry appears when something is first trained
+            if self._stop.wait(self.config.infer.pollInterval):
+                return
+        with Registry(path) as registry:
             seen = registry.data_version()
             if self.current is None:  # it may have appeared between locate() and now
                 self._check_safely(registry)

@@ -193,11 +193,20 @@ def parse_text(text: str, type_: Any) -> Any:
             raise ValueError("no match")
         return stripped
     if name == "attrs":
-        value = json.loads(stripped)
+        try:
+            value = json.loads(stripped)
+        except json.JSONDecodeError:
+            if "'" in stripped or re.search(r"\b(True|False|None)\b", stripped):
+                raise Hint('JSON, not Python: double quotes and true, false, null ({"continuous": true})') from None
+            raise
         if not isinstance(value, dict):
             raise ValueError("not an object")
         return value
     raise ValueError(f"unknown type {name}")
+
+
+class Hint(ValueError):
+    """A value that is not allowed, with what the user most likely meant (said in the error)."""
 
 
 def _integer(text: str) -> int:

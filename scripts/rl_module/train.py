@@ -155,6 +155,7 @@ def prepare(config: Config) -> Plan:
     if config.train.stopOnReward and threshold is None:
         raise config.refuse("train.stopOnReward",
                             f"needs registry.minReward: {config.env.envId} registers no reward threshold")
+    _warn_before_training(config, threshold)
     if info.max_episode_steps is None:
         log.info("%s sets no episode step limit: an evaluation episode is cut at %d steps (env.maxEpisodeSteps "
                  "sets a limit)", config.env.envId, env.EPISODE_GUARD)
@@ -164,6 +165,36 @@ def prepare(config: Config) -> Plan:
         seed = secrets.randbelow(2**31)
         config = config.replace("env.seed", seed, "chosen at random")
     return Plan(config, info, policy_kwargs, seed, agent.device(config, "train.device"), threshold, resume)
+
+
+def _warn_before_training(config: Config, threshold: float | None) -> None:
+    """What the user would otherwise find out after training: a model that cannot validate, more steps
+    than asked for."""
+    import math
+
+    steps, every = config.train.totalTimesteps, config.train.evalFreq
+    if config.registry.enable and threshold is None:
+        log.warning("%s registers no reward threshold and registry.minReward is unset: no model of this run can "
+                    "be validated; set one with --min-reward (RL_REGISTRY_MIN_REWARD)", config.env.envId)
+    window = config.registry.convergenceWindow
+    evaluations = steps // every if every > 0 else 0
+    if config.registry.enable and window is not None and evaluations < window:
+        log.warning("registry.convergenceWindow %d needs %d periodic evaluations and this run makes %d (every "
+                    "%s steps of %s): its models cannot be validated; train longer, evaluate more often "
+                    "(--eval-freq), or set --convergence-window null", window, window, evaluations,
+                    f"{every:,}" if every else "0 = never", f"{steps:,}")
+    if config.agent.algorithm in ("ppo", "a2c") and config.train.resume is None:
+        import inspect
+
+        n_steps = config.agent.kwargs.get(
+            "n_steps", inspect.signature(agent.algorithm_class(config.agent.algorithm)).parameters["n_steps"].default)
+        rollout = int(n_steps) * config.env.nEnvs
+        trained = math.ceil(steps / rollout) * rollout
+        if trained > steps * 1.01:
+            log.warning("this run trains %s steps, not the %s asked for: %s learns from whole rollouts of n_steps "
+                        "%d x %d envs = %s steps; ask for a multiple of it, or set a smaller n_steps in "
+                        "--agent-kwargs", f"{trained:,}", f"{steps:,}", config.agent.algorithm, n_steps,
+                        config.env.nEnvs, f"{rollout:,}")
 
 
 @dataclass
@@ -221,9 +252,9 @@ class _EvalTracker:
         self.stopped = False
 
 
-def _on_new_best(run: store.Run, threshold: float | None, stop: bool, tracker: _EvalTracker) -> Any:
-    """Called by EvalCallback on a new best mean reward: save the model atomically; stop once the
-    threshold is reached when asked to."""
+def _on_new_best(run: store.Run, threshold: float | None, tracker: _EvalTracker) -> Any:
+    """Called by EvalCallback on a new best mean reward: save the model atomically, and note when it
+    first reaches the threshold."""
     from stable_baselines3.common.callbacks import BaseCallback
 
     class OnNewBest(BaseCallback):
@@ -237,16 +268,19 @@ def _on_new_best(run: store.Run, threshold: float | None, stop: bool, tracker: _
                 tracker.reached_at, tracker.reached_steps = time.time(), saved.timesteps
                 log.info("reward threshold %.2f reached at %d steps", threshold, saved.timesteps,
                          extra=event("rl.threshold.reached", threshold=threshold, timesteps=saved.timesteps))
-                if stop:
-                    tracker.stopped = True
-                    return False
-            return True
+            return True  # stopping is decided after the evaluation is recorded (see _after_eval)
 
     return OnNewBest()
 
 
-def _after_eval(tracker: _EvalTracker, recorder: registry.Recorder | None) -> Any:
+def _after_eval(tracker: _EvalTracker, recorder: registry.Recorder | None, config: Config,
+                threshold: float | None) -> Any:
+    """Called by EvalCallback after every evaluation: record it (result.json, the registry's history);
+    with train.stopOnReward, end training once the model would validate: this evaluation reaches the
+    threshold and the last registry.convergenceWindow evaluations have converged."""
     from stable_baselines3.common.callbacks import BaseCallback
+
+    window, tolerance = config.registry.convergenceWindow, config.registry.convergenceTolerance
 
     class RecordEvaluation(BaseCallback):
         def _on_step(self) -> bool:
@@ -259,6 +293,12 @@ def _after_eval(tracker: _EvalTracker, recorder: registry.Recorder | None) -> An
                                  std_reward=result.std_reward))
             if recorder is not None:
                 recorder.evaluation(self.num_timesteps, result.as_registry())
+            if config.train.stopOnReward and threshold is not None and result.mean_reward >= threshold and \
+                    registry.converged([h["mean_reward"] for h in tracker.history], window, tolerance):
+                log.info("stopping on reward: %.2f >= %g, the last evaluations converged", result.mean_reward,
+                         threshold, extra=event("rl.run.stop_on_reward", timesteps=self.num_timesteps))
+                tracker.stopped = True
+                return False
             return True
 
     return RecordEvaluation()
@@ -415,8 +455,8 @@ def _learn(plan: Plan, model: BaseAlgorithm, run: store.Run, venv: VecEnv, eval_
                 signals, config.traces.traceEvals, stop=lambda: stop.requested,
                 eval_env=eval_venv, n_eval_episodes=config.eval.episodes, deterministic=config.eval.deterministic,
                 eval_freq=max(config.train.evalFreq // config.env.nEnvs, 1), log_path=str(run.directory),
-                callback_on_new_best=_on_new_best(run, plan.threshold, config.train.stopOnReward, tracker),
-                callback_after_eval=_after_eval(tracker, recorder), verbose=0, warn=False,
+                callback_on_new_best=_on_new_best(run, plan.threshold, tracker),
+                callback_after_eval=_after_eval(tracker, recorder, config, plan.threshold), verbose=0, warn=False,
             )
             if resume is not None:
                 _continue_evaluations(evaluations, run, done, config.env.nEnvs)

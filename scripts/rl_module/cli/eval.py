@@ -1,5 +1,8 @@
-"""rl-eval: evaluate a model (by --model-path, --model-id or --load-best); a registry model gets its
-results written back and is validated again."""
+"""rl-eval: evaluate a model (by --model-path, --model-id or --load-best) with its run's env and wrappers.
+
+A registry model gets the results written back and is validated again, unless the registry already holds
+an evaluation over more episodes: a weaker evaluation never replaces a stronger one.
+"""
 
 from __future__ import annotations
 
@@ -33,10 +36,17 @@ def _eval(config: Config, args: argparse.Namespace) -> int:
         output["videos"] = [str(v) for v in videos]
         text += f"\n  videos       {len(videos)} in {args.video}"
     if located.model is not None:
+        recorded = located.model.eval_episodes or 0
+        weaker = located.model.mean_reward is not None and result.episodes < recorded
         with Registry(config.registry.dbPath) as registry:
-            registry.set_evaluation(located.model.id, result.as_registry())
+            if not weaker:
+                registry.set_evaluation(located.model.id, result.as_registry())
             validation = registry.validate(located.model.id, rules_for(config, located.model.env_id))
+        output["written_back"] = not weaker
         output["validation"] = validation.as_dict()
+        if weaker:
+            text += (f"\n  registry     keeps its {recorded}-episode evaluation of model {located.model.id} "
+                     f"(this one has {result.episodes}; --episodes {recorded} or more replaces it)")
         text += "\n" + report(validation, str(located.path))
     print(json.dumps(output) if args.json else text)
     return 0
@@ -48,8 +58,14 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--video", metavar="DIR", help="record every evaluation episode as MP4 in DIR")
 
 
-COMMAND = Command(prog="rl-eval", description=__doc__.splitlines()[0], features=ALL_FEATURES, action=_eval,
-                  add_arguments=_arguments)
+def _layer(config: Config) -> Config:
+    from ..infer import model_layer
+
+    return model_layer(config)
+
+
+COMMAND = Command(prog="rl-eval", description=__doc__.split("\n\n")[0], features=ALL_FEATURES, action=_eval,
+                  add_arguments=_arguments, layer=_layer)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

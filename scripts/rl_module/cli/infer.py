@@ -68,8 +68,14 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--obs", metavar="JSON", help="one observation (or a batch) instead of stdin")
 
 
-COMMAND = Command(prog="rl-infer", description=__doc__.splitlines()[0], features=ALL_FEATURES, action=_infer,
-                  add_arguments=_arguments)
+def _layer(config: Config) -> Config:
+    from ..infer import model_layer
+
+    return model_layer(config)
+
+
+COMMAND = Command(prog="rl-infer", description=__doc__.split("\n\n")[0], features=ALL_FEATURES, action=_infer,
+                  add_arguments=_arguments, layer=_layer)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -51,10 +51,15 @@ def render_with_nix(directory: str) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = Parser(prog="introspect-options", description=__doc__.splitlines()[0])
+    parser = Parser(prog="introspect-options", description=__doc__.split("\n\n")[0])
     parser.add_argument("dir", nargs="?", default=DEFAULT_DIR, help="module directory (holds Universe/)")
+    parser.add_argument("--print-config", action="store_true",
+                        help="print the resolved configuration as JSON and exit (it reads no option: {})")
     try:
         args = parser.parse_args(argv)
+        if args.print_config:
+            print("{}")
+            return 0
         if not (Path(args.dir) / "Universe" / "default.nix").is_file() and args.dir.rstrip("/") != DEFAULT_DIR:
             raise UsageError(f"{args.dir} has no Universe/default.nix")
         text = render_with_nix(args.dir) if (Path(args.dir) / "Universe").is_dir() else None

@@ -6,12 +6,12 @@ import argparse
 from collections.abc import Sequence
 
 from ..config import Command, Config
-from ..registry import Registry, RegistryError
+from ..registry import RegistryError, existing
 from . import run
 
 
 def _load_best(config: Config, args: argparse.Namespace) -> int:
-    with Registry(config.registry.dbPath) as registry:
+    with existing(config) as registry:
         best = registry.best_loadable(config.given("env.envId"), config.given("agent.algorithm"))
     if best is None:
         raise RegistryError(f"no validated model in {config.registry.dbPath}")
@@ -21,7 +21,7 @@ def _load_best(config: Config, args: argparse.Namespace) -> int:
 
 COMMAND = Command(
     prog="rl-load-best",
-    description=__doc__.splitlines()[0],
+    description=__doc__.split("\n\n")[0],
     features=("registry", "env", "agent"),
     action=_load_best,
 )

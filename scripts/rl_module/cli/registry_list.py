@@ -10,12 +10,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..config import Command, Config, Failure
-from ..registry import Model, Registry
+from ..registry import Model, existing
 from . import run
 
 
 def _list(config: Config, args: argparse.Namespace) -> int:
-    with Registry(config.registry.dbPath) as registry:
+    with existing(config) as registry:
         models = registry.models(validated=args.validated, env_id=config.given("env.envId"),
                                  algorithm=config.given("agent.algorithm"), limit=args.top_n)
     if args.plot is not None:
@@ -77,7 +77,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 
 COMMAND = Command(
     prog="rl-registry-list",
-    description=__doc__.splitlines()[0],
+    description=__doc__.split("\n\n")[0],
     features=("registry", "env", "agent"),
     action=_list,
     add_arguments=_arguments,

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Sequence
 
 from ..config import Command, Config, UsageError
-from ..registry import Registry
+from ..registry import existing
 from . import run
 
 
@@ -14,7 +14,7 @@ def _prune(config: Config, args: argparse.Namespace) -> int:
     keep, age = config.registry.keepTopN, config.registry.maxAge
     if keep is None and age is None:
         raise UsageError("nothing to prune by: set registry.keepTopN (--keep-top-n) or registry.maxAge (--max-age)")
-    with Registry(config.registry.dbPath) as registry:
+    with existing(config) as registry:
         removed = registry.prune(keep, age, dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
     for model in removed:
@@ -30,7 +30,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 
 COMMAND = Command(
     prog="rl-registry-prune",
-    description=__doc__.splitlines()[0],
+    description=__doc__.split("\n\n")[0],
     features=("registry",),
     action=_prune,
     add_arguments=_arguments,

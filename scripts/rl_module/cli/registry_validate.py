@@ -5,17 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
+from pathlib import Path
 
-from ..config import Command, Config
-from ..registry import Registry, RegistryError, Validation, rules_for
+from ..config import Command, Config, UsageError
+from ..registry import Validation, existing, rules_for
 from . import EXIT_FAILED, EXIT_OK, run
 
 
 def _validate(config: Config, args: argparse.Namespace) -> int:
-    with Registry(config.registry.dbPath) as registry:
+    with existing(config) as registry:
         model = registry.get(args.model_id)
-        if model is None:
-            raise RegistryError(f"no model with id {args.model_id} in {config.registry.dbPath}")
+        if model is None:  # a usage error, as rl-infer --model-id says it: exit 2, not "not valid"
+            where = Path(config.registry.dbPath).resolve()
+            raise UsageError(f"no model with id {args.model_id} in the registry {where}")
         validation = registry.validate(model.id, rules_for(config, model.env_id))
     print(json.dumps(validation.as_dict(), indent=2) if args.json else report(validation, model.model_path))
     return EXIT_OK if validation.valid else EXIT_FAILED
@@ -39,7 +41,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 
 COMMAND = Command(
     prog="rl-registry-validate",
-    description=__doc__.splitlines()[0],
+    description=__doc__.split("\n\n")[0],
     features=("registry",),
     action=_validate,
     add_arguments=_arguments,

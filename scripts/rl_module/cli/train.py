@@ -90,7 +90,7 @@ def _layer(config: Config) -> Config:
     return resume_config(config) if config.train.resume is not None else config
 
 
-COMMAND = Command(prog="rl-train", description=__doc__.splitlines()[0], features=ALL_FEATURES, action=_train,
+COMMAND = Command(prog="rl-train", description=__doc__.split("\n\n")[0], features=ALL_FEATURES, action=_train,
                   add_arguments=_arguments, layer=_layer)
 
 

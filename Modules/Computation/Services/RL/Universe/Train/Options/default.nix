@@ -41,7 +41,7 @@
   stopOnReward = {
     type = "bool";
     default = false;
-    description = "End training as soon as a periodic evaluation reaches registry.minReward (or the env's reward threshold).";
+    description = "End training as soon as the model would validate: a periodic evaluation reaches registry.minReward (or the env's reward threshold) and the last registry.convergenceWindow evaluations have converged.";
     example = true;
   };
   threads = {

@@ -2,6 +2,8 @@
 # returning structured nu tables:
 #
 #   use Modules/Computation/Services/RL/Universe/Registry/Bindings/Scripts/default.nu *
+#     (from the repository root; in a script file elsewhere, `nu --include-path <this folder> script.nu`
+#     with `use default.nu *`: nushell resolves `use` from the script's own folder)
 #   registry list --validated --top-n 5 | where env_id == "CartPole-v1"
 #   registry best --env-id CartPole-v1 | get model_path
 #   registry report 7
