@@ -197,9 +197,12 @@ def test_registry_list_imports_neither_torch_nor_stable_baselines3(tmp_path):
 def test_registry_commands_on_unknown_ids_and_empty_registries(tmp_path):
     db = str(tmp_path / "r.db")
     result = command("rl-load-best", "--registry-db", db)
+    assert result.returncode == 1 and f"no registry at {db}" in result.stderr
+    Registry(db).close()  # an empty registry
+    result = command("rl-load-best", "--registry-db", db)
     assert result.returncode == 1 and "no validated model" in result.stderr
     result = command("rl-registry-validate", "42", "--registry-db", db)
-    assert result.returncode == 1 and "no model with id 42" in result.stderr
+    assert result.returncode == 2 and "no model with id 42" in result.stderr
     result = command("rl-registry-validate", "forty-two", "--registry-db", db)
     assert result.returncode == 2
     result = command("rl-registry-prune", "--registry-db", db)

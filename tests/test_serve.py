@@ -251,4 +251,4 @@ def test_rl_infer_without_serve_still_fails_on_an_empty_registry(tmp_path):
     from conftest import command
 
     result = command("rl-infer", "--registry-db", str(tmp_path / "r.db"), "--obs", "[0, 0, 0, 0]", cwd=tmp_path)
-    assert result.returncode == 1 and "no validated model in the registry" in result.stderr
+    assert result.returncode == 1 and f"no registry at {tmp_path / 'r.db'}" in result.stderr
