@@ -71,13 +71,14 @@ def test_eval_by_id_writes_back_and_validates_again(trained):
     cwd, _ = trained
     with Registry(cwd / "rl_registry.db") as registry:
         first = min(registry.models(), key=lambda m: m.id)
-    result = command("rl-eval", "--model-id", str(first.id), "--episodes", "4", "--json", cwd=cwd)
+    # More episodes than the registry's evaluation: it replaces it (a weaker one would not, see test_new_user).
+    result = command("rl-eval", "--model-id", str(first.id), "--episodes", "12", "--json", cwd=cwd)
     assert result.returncode == 0, result.stderr
     output = json.loads(result.stdout)
-    assert output["episodes"] == 4 and output["validation"]["model_id"] == first.id
+    assert output["episodes"] == 12 and output["validation"]["model_id"] == first.id and output["written_back"]
     with Registry(cwd / "rl_registry.db") as registry:
         again = registry.get(first.id)
-    assert again.eval_episodes == 4 and again.mean_reward == pytest.approx(output["mean_reward"])
+    assert again.eval_episodes == 12 and again.mean_reward == pytest.approx(output["mean_reward"])
     validate = command("rl-registry-validate", str(first.id), cwd=cwd)
     assert validate.returncode == (0 if again.validated else 1)
     assert "reward threshold 475, from Gymnasium's reward_threshold for CartPole-v1" in validate.stdout
