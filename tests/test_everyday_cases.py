@@ -12,7 +12,7 @@ import pytest
 
 from conftest import command
 from rl_module.env import EPISODE_GUARD
-from rl_module.registry import Evaluation, Registry, rules
+from rl_module.registry import SCHEMA_VERSION, Evaluation, Registry, rules
 from rl_module.store import sha256_of
 
 ENVS = '''
@@ -153,4 +153,4 @@ def test_algorithm_names_written_by_other_tools_compare_case_insensitively(tmp_p
     inferred = command("rl-infer", "--registry-db", str(db), "--algorithm", "ppo", "--obs", "[0, 0, 0, 0]")
     assert inferred.returncode == 0 and json.loads(inferred.stdout) in (0, 1), inferred.stderr
     with sqlite3.connect(db) as connection:
-        assert connection.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION

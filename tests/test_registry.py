@@ -157,8 +157,8 @@ def test_a_changed_or_missing_file_is_never_loaded(tmp_path):
         (tmp_path / "better.zip").write_bytes(b"tampered")
         with pytest.raises(RegistryError, match="does not match the checksum"):
             verify(registry.get(better))
-        chosen, path = registry.best_loadable()
-        assert chosen.id == good and path == tmp_path / "good.zip"
+        chosen, files = registry.best_loadable()
+        assert chosen.id == good and files.path == tmp_path / "good.zip"
         (tmp_path / "good.zip").unlink()
         assert registry.best_loadable() is None
         # Validating again records the broken file.

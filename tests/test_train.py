@@ -82,7 +82,7 @@ def test_normalization_statistics_are_saved_beside_every_model_and_restored(tmp_
     from rl_module import env, obs
 
     config, _ = EVAL.configure(["--normalize", "both"], {})
-    restored = obs.restore(env.make(config, 1, 0), config, run_dir / "model.zip")
+    restored = obs.restore(env.make(config, 1, 0), config, (run_dir / "model.vecnormalize.pkl").read_bytes())
     assert np.allclose(restored.obs_rms.mean, saved.obs_rms.mean)
     assert restored.training is False and restored.norm_reward is False
 

@@ -161,8 +161,12 @@ def resume(path: str | Path, config: Config, venv: VecEnv, *, seed: int, device:
     return model
 
 
-def load(path: str | Path, algorithm: str, device: str = "auto") -> BaseAlgorithm:
+def load(data: bytes, algorithm: str, device: str = "auto") -> BaseAlgorithm:
+    """A saved model from its bytes: the ones its checksum was checked on (never the file reopened by
+    name, which could have been replaced in between)."""
+    import io
+
     from .env import user_code_on_path
 
     user_code_on_path()  # a custom encoder or env class of the model is imported from the current folder too
-    return algorithm_class(algorithm).load(str(path), device=device)
+    return algorithm_class(algorithm).load(io.BytesIO(data), device=device)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from . import agent, env, obs
 from .config import Config, UsageError
 from .registry import Evaluation
+from .store import ModelBytes
 
 if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm
@@ -76,20 +77,19 @@ def evaluate(model: BaseAlgorithm, venv: VecEnv, episodes: int, deterministic: b
     return EvalResult.of(rewards, lengths, deterministic)  # type: ignore[arg-type]
 
 
-def evaluate_file(config: Config, model_path: str | Path, video: Path | None = None) -> EvalResult:
-    """Load a saved model (with its normalization statistics) and evaluate it; with `video`, every
-    episode is recorded there as MP4."""
-    if not Path(model_path).is_file():
-        raise UsageError(f"no model file at {model_path}")
+def evaluate_file(config: Config, files: ModelBytes, video: Path | None = None) -> EvalResult:
+    """Load a saved model (with its normalization statistics) from the bytes read, and checked, once, and
+    evaluate it; with `video`, every episode is recorded there as MP4."""
+    model_path = files.path
     if video is not None:
         info = env.inspect(config)
         if "rgb_array" not in info.render_modes:
             raise UsageError(f"--video: {config.env.envId} does not render rgb_array frames "
                              f"(its render modes: {', '.join(info.render_modes) or 'none'})")
         video.mkdir(parents=True, exist_ok=True)
-    venv = obs.restore(eval_env(config, config.env.seed, video), config, model_path)
+    venv = obs.restore(eval_env(config, config.env.seed, video), config, files.stats)
     try:
-        model = agent.load(model_path, config.agent.algorithm, device="cpu")
+        model = agent.load(files.model, config.agent.algorithm, device="cpu")
         _check_fits(model, venv, config, model_path)
         return evaluate(model, venv, config.eval.episodes, config.eval.deterministic)
     finally:

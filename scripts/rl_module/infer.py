@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from . import store
 from .config import Config, UsageError, flatten
-from .registry import Model, NoModel, existing, verify
+from .registry import Model, NoModel, existing, read_verified
+from .store import ModelBytes
 
 if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm
@@ -25,11 +26,13 @@ RUN_FEATURES = ("env", "obs", "agent", "feature")
 
 @dataclass(frozen=True)
 class Located:
-    """A model to load, with the configuration of the run that trained it laid under the user's."""
+    """A model to load, with the configuration of the run that trained it laid under the user's, and its
+    files' bytes, read once (and for a registry model, checked against the row's checksums)."""
 
     path: Path
     config: Config
     model: Model | None  # its registry row, when it came from the registry
+    files: ModelBytes
 
 
 def _with_run(config: Config, values: dict[str, Any], source: str) -> Config:
@@ -49,24 +52,25 @@ def locate(config: Config, *, load_best: bool = False) -> Located:
         if not Path(path).is_file():
             raise config.refuse("infer.modelPath", "is not a file")
         found = store.run_config(path)
-        return Located(Path(path), _with_run(config, found[1], f"run {found[0]}") if found else config, None)
+        layered = _with_run(config, found[1], f"run {found[0]}") if found else config
+        return Located(Path(path), layered, None, store.read_model(Path(path)))
     with existing(config) as registry:
         if model_id is not None:
             model = registry.get(model_id)
             if model is None:
                 raise config.refuse("infer.modelId", f"is not in the registry {config.registry.dbPath}")
-            located_path = verify(model)
+            files = read_verified(model)
         else:
             best = registry.best_loadable(config.given("env.envId"), config.given("agent.algorithm"))
             if best is None:
                 raise NoModel(f"no validated model in the registry {config.registry.dbPath}"
                                     + _filter_note(config))
-            model, located_path = best
+            model, files = best
     layered = _with_run(config, _flat(model.hyperparams), f"registry model {model.id}")
     # Other tools write 'PPO': the registry compares names case-insensitively, the options take ppo.
     layered = layered.replace("agent.algorithm", model.algorithm.lower(), f"registry model {model.id}")
     layered = layered.replace("env.envId", model.env_id, f"registry model {model.id}")
-    return Located(located_path, layered, model)
+    return Located(files.path, layered, model, files)
 
 
 def model_layer(config: Config) -> Config:
@@ -89,12 +93,12 @@ class Predictor:
     def __init__(self, located: Located) -> None:
         import pickle
 
-        from . import agent, obs
+        from . import agent
 
         self.located = located
         config = located.config
         self.device = agent.device(config, "infer.device")
-        self.model: BaseAlgorithm = agent.load(located.path, config.agent.algorithm, device=self.device)
+        self.model: BaseAlgorithm = agent.load(located.files.model, config.agent.algorithm, device=self.device)
         self.model.policy.set_training_mode(False)
         import torch
         from gymnasium import spaces
@@ -108,11 +112,8 @@ class Predictor:
         self._batch_shape = (-1, *(space.shape or ()))
         self._action_shape = (-1, *(self._policy.action_space.shape or ()))
         self.observation_space = self.model.observation_space
-        stats = obs.stats_path(located.path)
-        self.normalizer = None
-        if stats.exists():
-            with open(stats, "rb") as handle:
-                self.normalizer = pickle.load(handle)
+        # The statistics are unpickled from the bytes checked with the model, never reopened by name.
+        self.normalizer = pickle.loads(located.files.stats) if located.files.stats is not None else None
         self.deterministic = bool(located.config.eval.deterministic)
         self._act, self._finish = self._action_function()
 

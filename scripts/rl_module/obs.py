@@ -78,16 +78,16 @@ def stats_bytes(venv: VecEnv) -> bytes | None:
     return None if found is None else pickle.dumps(found)
 
 
-def restore(venv: VecEnv, config: Config, model_path: str | Path) -> VecEnv:
-    """Wrap an env for a trained model: frame stacking, and the statistics saved beside `model_path`,
-    frozen."""
-    from stable_baselines3.common.vec_env import VecNormalize
+def restore(venv: VecEnv, config: Config, stats: bytes | None) -> VecEnv:
+    """Wrap an env for a trained model: frame stacking, and the model's statistics (the bytes saved beside
+    it, read and checked with it: see registry.read_verified), frozen."""
+    import pickle
 
     venv = _stack(venv, config)
-    path = stats_path(model_path)
-    if not path.exists():
+    if stats is None:
         return venv
-    normalized = VecNormalize.load(str(path), venv)
+    normalized = pickle.loads(stats)  # what VecNormalize.load does, from bytes already checked
+    normalized.set_venv(venv)
     normalized.training = False
     normalized.norm_reward = False
     return normalized

@@ -12,6 +12,7 @@ This module imports only the standard library: rl-registry-list must start fast.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import sqlite3
@@ -27,7 +28,7 @@ from typing import Any
 from .config import Config, Failure
 from .logs import event
 from .obs import stats_path
-from .store import Run, link_model, replay_path, saved_timesteps, sha256_of
+from .store import ModelBytes, Run, SavedModel, link_model, replay_path, saved_timesteps
 
 log = logging.getLogger(__name__)
 
@@ -84,12 +85,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 4: algorithm names compare case-insensitively (other tools write 'PPO'): the filtered hotswap query
     # reads one entry of this index.
     ("CREATE INDEX idx_best_env_algorithm ON models(env_id, lower(algorithm), validated, mean_reward)",),
+    # 5: the normalization statistics beside a model are unpickled too: they get their own checksum.
+    ("ALTER TABLE models ADD COLUMN stats_sha256 TEXT",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 COLUMNS = ("id", "model_path", "algorithm", "env_id", "timestamp", "total_timesteps", "mean_reward",
            "std_reward", "mean_episode_length", "hyperparams", "git_commit", "validated", "sha256", "run_id",
-           "kind", "eval_episodes", "validation", "remote_uri")
+           "kind", "eval_episodes", "validation", "remote_uri", "stats_sha256")
 
 
 class RegistryError(Failure):
@@ -121,6 +124,7 @@ class Model:
     eval_episodes: int | None
     validation: str | None
     remote_uri: str | None
+    stats_sha256: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -256,17 +260,36 @@ def git_commit(directory: str | Path = ".") -> str | None:
     return head + ("-dirty" if dirty else "") if head else None
 
 
-def verify(model: Model) -> Path:
-    """The model's file, if it is the very file that was registered; RegistryError otherwise."""
+def read_verified(model: Model) -> ModelBytes:
+    """The model's file and the statistics beside it, read once and loaded from those very bytes, if they
+    are the bytes that were registered; RegistryError otherwise. A file the model needs without a
+    recorded checksum is refused too: unpickling unchecked bytes would run whatever they say."""
     path = Path(model.model_path)
     if not path.is_file():
         raise RegistryError(f"model {model.id} refused: its file {path} is missing")
     if model.sha256 is None:
         raise RegistryError(f"model {model.id} refused: the registry has no checksum for {path}")
-    if sha256_of(path) != model.sha256:
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != model.sha256:
         raise RegistryError(f"model {model.id} refused: {path} does not match the checksum recorded when it "
                             "was registered (the file was changed or replaced)")
-    return path
+    stats_file = stats_path(path)
+    stats = stats_file.read_bytes() if stats_file.is_file() else None
+    if stats is None and model.stats_sha256 is not None:
+        raise RegistryError(f"model {model.id} refused: its normalization statistics {stats_file} are missing")
+    if stats is not None and model.stats_sha256 is None:
+        raise RegistryError(f"model {model.id} refused: {stats_file} lies beside it and the registry recorded no "
+                            "checksum for it (it was not saved with the model, or by an older rl-module)")
+    if stats is not None and hashlib.sha256(stats).hexdigest() != model.stats_sha256:
+        raise RegistryError(f"model {model.id} refused: {stats_file} does not match the checksum recorded when "
+                            "the model was registered (the file was changed or replaced)")
+    return ModelBytes(path, data, stats)
+
+
+def verify(model: Model) -> Path:
+    """The model's file, if it and its statistics are the very files that were registered; RegistryError
+    otherwise. (A check; loading goes through read_verified, which loads the bytes it checked.)"""
+    return read_verified(model).path
 
 
 def existing(config: Config) -> Registry:
@@ -359,19 +382,19 @@ class Registry:
 
     def register(self, *, model_path: str | Path, sha256: str, algorithm: str, env_id: str, total_timesteps: int,
                  run_id: str | None, kind: str, hyperparams: dict[str, Any] | None, git_commit: str | None,
-                 evaluation: Evaluation | None = None) -> int:
+                 evaluation: Evaluation | None = None, stats_sha256: str | None = None) -> int:
         """Record a model whose file is already complete on disk; returns its id. The path is stored
         absolute, so that any process, from any directory, finds the file."""
         with self._write() as db:
             cursor = db.execute(
                 "INSERT INTO models (model_path, algorithm, env_id, timestamp, total_timesteps, mean_reward,"
                 " std_reward, mean_episode_length, hyperparams, git_commit, validated, sha256, run_id, kind,"
-                " eval_episodes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)",
+                " eval_episodes, stats_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)",
                 (str(Path(model_path).resolve()), algorithm, env_id, int(time.time()), total_timesteps,
                  evaluation.mean_reward if evaluation else None, evaluation.std_reward if evaluation else None,
                  evaluation.mean_episode_length if evaluation else None,
                  json.dumps(hyperparams) if hyperparams is not None else None, git_commit, sha256, run_id, kind,
-                 evaluation.episodes if evaluation else None),
+                 evaluation.episodes if evaluation else None, stats_sha256),
             )
             return int(cursor.lastrowid or 0)
 
@@ -445,7 +468,8 @@ class Registry:
         return self._model(self._db.execute(
             f"SELECT * FROM models{where} ORDER BY mean_reward DESC LIMIT 1", params).fetchone())
 
-    def best_loadable(self, env_id: str | None = None, algorithm: str | None = None) -> tuple[Model, Path] | None:
+    def best_loadable(self, env_id: str | None = None,
+                      algorithm: str | None = None) -> tuple[Model, ModelBytes] | None:
         """The best validated model whose file is intact; a missing or changed file is skipped (and
         logged), never loaded."""
         offset = 0
@@ -459,7 +483,7 @@ class Registry:
                 if model is None:
                     continue
                 try:
-                    return model, verify(model)
+                    return model, read_verified(model)
                 except RegistryError as error:
                     log.warning("%s", error, extra=event("rl.model.refused", model_id=model.id))
             offset += len(rows)
@@ -556,18 +580,19 @@ class Recorder:
     def close(self) -> None:
         self.registry.close()
 
-    def _register(self, path: Path, sha256: str, timesteps: int, kind: str, evaluation: Evaluation | None) -> int:
+    def _register(self, saved: SavedModel, kind: str, evaluation: Evaluation | None) -> int:
         model_id = self.registry.register(
-            model_path=path, sha256=sha256, algorithm=self.config.agent.algorithm, env_id=self.config.env.envId,
-            total_timesteps=timesteps, run_id=self.run_id, kind=kind, hyperparams=self.hyperparams,
-            git_commit=self.git_commit, evaluation=evaluation)
-        log.info("model %d registered: %s %s at %d steps", model_id, kind, path, timesteps,
-                 extra=event("rl.model.registered", model_id=model_id, model_kind=kind, model_path=str(path),
-                             timesteps=timesteps))
+            model_path=saved.path, sha256=saved.sha256, algorithm=self.config.agent.algorithm,
+            env_id=self.config.env.envId, total_timesteps=saved.timesteps, run_id=self.run_id, kind=kind,
+            hyperparams=self.hyperparams, git_commit=self.git_commit, evaluation=evaluation,
+            stats_sha256=saved.stats_sha256)
+        log.info("model %d registered: %s %s at %d steps", model_id, kind, saved.path, saved.timesteps,
+                 extra=event("rl.model.registered", model_id=model_id, model_kind=kind, model_path=str(saved.path),
+                             timesteps=saved.timesteps))
         return model_id
 
-    def checkpoint(self, path: Path, sha256: str, timesteps: int) -> int:
-        model_id = self._register(path, sha256, timesteps, "checkpoint", None)
+    def checkpoint(self, saved: SavedModel) -> int:
+        model_id = self._register(saved, "checkpoint", None)
         self.prune()
         return model_id
 
@@ -578,17 +603,17 @@ class Recorder:
             self.registry.set_evaluation(checkpoint.id, evaluation)
             self.registry.validate(checkpoint.id, self.rules)
 
-    def final(self, path: Path, sha256: str, timesteps: int, evaluation: Evaluation | None) -> Validation:
+    def final(self, saved: SavedModel, evaluation: Evaluation | None) -> Validation:
         """The final model; without an evaluation (a stop cut it short) it is recorded, not validated
         (rl-eval --model-id evaluates it later)."""
-        model_id = self._register(path, sha256, timesteps, "final", evaluation)
+        model_id = self._register(saved, "final", evaluation)
         validation = self.registry.validate(model_id, self.rules)
         self.prune()
         return validation
 
-    def stopped(self, path: Path, sha256: str, timesteps: int) -> int:
+    def stopped(self, saved: SavedModel) -> int:
         """The model saved where a signal stopped the run: not evaluated, the newest to resume from."""
-        model_id = self._register(path, sha256, timesteps, "interrupted", None)
+        model_id = self._register(saved, "interrupted", None)
         self.prune()
         return model_id
 

@@ -61,6 +61,23 @@ class SavedModel:
     path: Path
     sha256: str
     timesteps: int
+    stats_sha256: str | None = None  # of the normalization statistics saved beside it, when there are some
+
+
+@dataclass(frozen=True)
+class ModelBytes:
+    """A model file and the statistics beside it, read once: what is checked is what is loaded (a model
+    file is code: unpickling it runs what it says)."""
+
+    path: Path
+    model: bytes
+    stats: bytes | None
+
+
+def read_model(path: Path) -> ModelBytes:
+    """Read a model and its statistics once, checking nothing (a file the user names by path)."""
+    stats = obs.stats_path(path)
+    return ModelBytes(path, path.read_bytes(), stats.read_bytes() if stats.is_file() else None)
 
 
 @dataclass(frozen=True)
@@ -155,15 +172,14 @@ def save_model(model: BaseAlgorithm, path: Path, venv: VecEnv | None = None, rep
     """Save a model atomically, and first what it needs beside it: its normalization statistics and,
     with `replay` (an off-policy algorithm), its replay buffer."""
     stats = obs.stats_bytes(venv) if venv is not None else None
-    if stats is not None:
-        atomic_write(obs.stats_path(path), stats)
+    stats_digest = atomic_write(obs.stats_path(path), stats) if stats is not None else None
     if replay and getattr(model, "replay_buffer", None) is not None:
         with atomic_file(replay_path(path)) as handle:  # streamed: a buffer can be gigabytes
             model.save_replay_buffer(handle)  # type: ignore[attr-defined]
     buffer = io.BytesIO()
     model.save(buffer)
     digest = atomic_write(path, buffer.getvalue())
-    return SavedModel(path, digest, int(model.num_timesteps))
+    return SavedModel(path, digest, int(model.num_timesteps), stats_digest)
 
 
 def sha256_of(path: str | Path) -> str:

@@ -446,7 +446,7 @@ def _learn(plan: Plan, model: BaseAlgorithm, run: store.Run, venv: VecEnv, eval_
             def on_saved(saved: store.SavedModel) -> None:
                 uploader.upload_model(saved.path, "checkpoints")
                 if recorder is not None:
-                    recorder.checkpoint(saved.path, saved.sha256, saved.timesteps)
+                    recorder.checkpoint(saved)
 
             callbacks.append(store.checkpoint_callback(run, config.store.checkpointFreq, on_saved, signals.span,
                                                        after=done, replay=_keeps_replay(config, "checkpoints")))
@@ -475,7 +475,7 @@ def _learn(plan: Plan, model: BaseAlgorithm, run: store.Run, venv: VecEnv, eval_
             log.info("model saved where the run stopped: %s (%d steps)", saved.path, saved.timesteps,
                      extra=event("rl.model.saved", model_path=str(saved.path), timesteps=saved.timesteps))
             if recorder is not None:
-                model_id = recorder.stopped(saved.path, saved.sha256, saved.timesteps)
+                model_id = recorder.stopped(saved)
                 validation = registry.Validation(model_id, False, (), recorder.rules)
             uploader.upload_model(saved.path, "checkpoints")
         else:
@@ -488,8 +488,7 @@ def _learn(plan: Plan, model: BaseAlgorithm, run: store.Run, venv: VecEnv, eval_
                 with signals.span(traces.EVAL_SPAN, {"rl.timesteps": saved.timesteps, "rl.eval.final": True}):
                     result = _evaluate_final(model, config, run.model_path, plan.seed, stop)
             if recorder is not None:
-                validation = recorder.final(saved.path, saved.sha256, saved.timesteps,
-                                            result.as_registry() if result else None)
+                validation = recorder.final(saved, result.as_registry() if result else None)
                 uploader.tag("rl.registry.model_id", str(validation.model_id))
             uploader.upload_model(saved.path)
             if run.best_model_path.exists():
@@ -547,7 +546,8 @@ def _evaluate_final(model: BaseAlgorithm, config: Config, model_path: Path, seed
                     stop: stopping.GracefulStop) -> eval.EvalResult | None:
     """Evaluate the saved model as rl-eval would: a fresh env with the statistics saved beside it. A
     signal during it cuts it short (None): a stopping process does not wait for episodes to end."""
-    venv = obs.restore(eval.eval_env(config, seed + 2 * EVAL_SEED_OFFSET), config, model_path)
+    venv = obs.restore(eval.eval_env(config, seed + 2 * EVAL_SEED_OFFSET), config,
+                       store.read_model(model_path).stats)  # the statistics this very run just saved
     try:
         return eval.evaluate(model, venv, config.eval.episodes, config.eval.deterministic,
                              stop=lambda: stop.requested)

@@ -25,7 +25,7 @@ def _eval(config: Config, args: argparse.Namespace) -> int:
         raise UsageError("name a model: --model-path PATH, --model-id ID or --load-best")
     located = infer.locate(config, load_best=args.load_best)
     config = located.config
-    result = eval.evaluate_file(config, located.path, Path(args.video) if args.video else None)
+    result = eval.evaluate_file(config, located.files, Path(args.video) if args.video else None)
     output: dict[str, object] = {"model_path": str(located.path), **result.as_dict()}
     text = (f"rl-eval: {config.agent.algorithm} on {config.env.envId}: {located.path}\n"
             f"  reward       {result.mean_reward:.2f} ± {result.std_reward:.2f} over {result.episodes} episodes"

@@ -15,7 +15,7 @@ def _load_best(config: Config, args: argparse.Namespace) -> int:
         best = registry.best_loadable(config.given("env.envId"), config.given("agent.algorithm"))
     if best is None:
         raise RegistryError(f"no validated model in {config.registry.dbPath}")
-    print(best[1])
+    print(best[1].path)
     return 0
 
 
