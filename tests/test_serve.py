@@ -99,7 +99,7 @@ def test_hotswap_under_load_with_zero_failed_requests(models, tmp_path):
     first = register(db, models[0], 100.0)
     server = Server(db, cwd=tmp_path)
     try:
-        assert server.get("/model")["id"] == first and server.get("/healthz") == {"status": "ok"}
+        assert server.get("/model")["id"] == first and server.get("/healthz")["status"] == "ok"
         answers: list[tuple[int, Any]] = []
         stop = threading.Event()
 
@@ -161,7 +161,7 @@ def test_bad_input_gets_a_4xx_with_a_message_and_the_server_stays_up(body, statu
         assert got == status and message in answer["error"]
         assert server.request("GET", "/nowhere")[0] == 404
         assert server.request("GET", "/predict")[0] == 405
-        assert server.get("/healthz") == {"status": "ok"}
+        assert server.get("/healthz")["status"] == "ok"
         assert server.request("POST", "/predict", b"[[0, 0, 0, 0], [0.1, 0, 0, 0]]")[0] == 200
     finally:
         server.stop()
@@ -221,7 +221,7 @@ def test_a_server_on_an_empty_registry_waits_then_serves_the_first_validated_mod
     db = tmp_path / "fresh.db"  # no registry at all yet: a new host that has not trained
     server = Server(db, cwd=tmp_path)
     try:
-        assert server.get("/healthz") == {"status": "ok"}
+        assert server.get("/healthz")["status"] == "ok"
         status, ready = server.request("GET", "/readyz")
         assert status == 503 and ready["status"] == "waiting" and str(db) in ready["reason"]
         status, answer = server.request("POST", "/predict", b"[0, 0, 0, 0]")
@@ -252,3 +252,57 @@ def test_rl_infer_without_serve_still_fails_on_an_empty_registry(tmp_path):
 
     result = command("rl-infer", "--registry-db", str(tmp_path / "r.db"), "--obs", "[0, 0, 0, 0]", cwd=tmp_path)
     assert result.returncode == 1 and f"no registry at {tmp_path / 'r.db'}" in result.stderr
+
+
+@pytest.mark.slow
+def test_hotswap_survives_a_model_that_fails_to_load_and_serves_the_next_good_one(tmp_path, capsys):
+    from conftest import ROOT
+
+    db = tmp_path / "r.db"
+    first = register(db, train_file(tmp_path, capsys, 1), 100.0)
+    # A better model whose custom encoder's module the server cannot import (it is not on its path).
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    try:
+        broken = register(db, train_file(tmp_path / "b", capsys, 2, "--encoder", "custom", "--custom-class",
+                                         "custom_parts:TinyEncoder"), 200.0)
+    finally:
+        sys.path.remove(str(ROOT / "tests"))
+    server = Server(db, cwd=tmp_path)
+    try:
+        assert server.get("/model")["id"] == first  # the broken best was refused at start, the next one serves
+        good = register(db, train_file(tmp_path / "c", capsys, 3), 300.0)
+        deadline = time.time() + 20
+        while server.get("/model")["id"] != good and time.time() < deadline:
+            time.sleep(0.1)
+        assert server.get("/model")["id"] == good
+        health = server.get("/healthz")
+        assert health["hotswap"] == "watching" and health["refused"] == [broken]
+        assert "ModuleNotFoundError" in health["last_error"]
+    finally:
+        stderr = server.stop()
+    assert "Exception in thread" not in stderr
+
+
+@pytest.mark.slow
+def test_a_server_stays_on_the_env_it_serves(tmp_path, capsys):
+    db = tmp_path / "r.db"
+    acrobot = train_file(tmp_path, capsys, 1, "--env-id", "Acrobot-v1")
+    with Registry(db) as registry:
+        acrobot_id = registry.register(model_path=acrobot, sha256=sha256_of(acrobot), algorithm="ppo",
+                                       env_id="Acrobot-v1", total_timesteps=256, run_id=None, kind="final",
+                                       hyperparams=None, git_commit=None,
+                                       evaluation=Evaluation(-400.0, 10.0, 100.0, 10))
+        assert registry.validate(acrobot_id, rules(-500.0, 1, None, 0.1, "Acrobot-v1")).valid
+    server = Server(db, cwd=tmp_path)
+    try:
+        assert server.get("/model")["env_id"] == "Acrobot-v1"
+        cartpole = register(db, train_file(tmp_path / "c", capsys, 2), 500.0)  # better, but another env
+        time.sleep(1.5)
+        assert server.get("/model")["id"] == acrobot_id
+        status, answer = server.request("POST", "/predict", b"[1, 0, 1, 0, 0, 0]")
+        assert status == 200 and answer["model_id"] == acrobot_id and answer["action"] in (0, 1, 2)
+    finally:
+        server.stop()
+    assert cartpole != acrobot_id

@@ -36,7 +36,7 @@ from typing import Any
 from .config import Config
 from .infer import Located, Predictor, locate
 from .logs import event
-from .registry import Registry, RegistryError
+from .registry import Model, Registry
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +66,17 @@ class Hotswap:
         self.current = Served(Predictor(located), time.time()) if located is not None else None
         self.follow_best = follow_best
         self.swaps = 0
+        self.refused: set[int] = set()  # models that failed to load: not tried again
+        self.last_error: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         if self.follow_best:
+            path = Path(self.config.registry.dbPath)
+            if self.current is None and path.is_file():  # the first model, before the first request
+                with Registry(path) as registry:
+                    self._check_safely(registry)
             self._thread = threading.Thread(target=self._watch, name="rl-hotswap", daemon=True)
             self._thread.start()
 
@@ -101,33 +107,65 @@ class Hotswap:
                     seen = version
                     self._check_safely(registry)
 
+    def health(self) -> dict[str, Any]:
+        """What /healthz says of the watcher: whether it runs, and its last error."""
+        if not self.follow_best:
+            return {"hotswap": "off"}
+        alive = self._thread is not None and self._thread.is_alive()
+        return {"hotswap": "watching" if alive else "stopped", "last_error": self.last_error,
+                "refused": sorted(self.refused)}
+
     def _check_safely(self, registry: Registry) -> None:
         try:
             self.check(registry)
-        except Exception:  # one failed attempt must not end the watching: the next change tries again
+        except Exception as error:  # one failed attempt must not end the watching: the next change tries again
+            self.last_error = f"{type(error).__name__}: {error}"
             log.exception("hotswap check failed; the current model keeps serving",
                           extra=event("rl.error", route="hotswap"))
 
     def check(self, registry: Registry) -> None:
-        """Swap to the best validated model when it is another one than the one served."""
-        best = registry.best(self.config.given("env.envId"), self.config.given("agent.algorithm"))
-        served = self.current.predictor.located.model if self.current is not None else None
-        if best is None or (served is not None and best.id == served.id):
-            return
+        """Swap to the best validated model when it is another one than the one served: among the models of
+        the env served (env.envId when given, else the served model's own), never one that was refused; a
+        model that fails to load is refused and the next best is tried."""
+        while True:
+            served = self.current.predictor.located.model if self.current is not None else None
+            env_id = self.config.given("env.envId") or (served.env_id if served is not None else None)
+            candidates = registry.models(validated=True, env_id=env_id,
+                                         algorithm=self.config.given("agent.algorithm"), limit=len(self.refused) + 1)
+            best = next((m for m in candidates if m.id not in self.refused), None)
+            if best is None or (served is not None and best.id == served.id):
+                return
+            if self._swap_to(best, served):
+                return
+
+    def _swap_to(self, best: Model, served: Model | None) -> bool:
+        keeps = f"model {served.id} keeps serving" if served else "still waiting for a model"
         try:
             located = locate(self.config.replace("infer.modelId", best.id, "hotswap"))
             predictor = Predictor(located)
-        except (RegistryError, OSError, ValueError) as error:
-            keeps = f"model {served.id} keeps serving" if served else "still waiting for a model"
+            if self.current is not None:
+                _same_spaces(self.current.predictor, predictor)
+        except Exception as error:  # whatever the model does on loading (a missing encoder's module, ...)
+            self.refused.add(best.id)
+            self.last_error = f"model {best.id}: {type(error).__name__}: {error}"
             log.warning("hotswap to model %d refused: %s; %s", best.id, error, keeps,
                         extra=event("rl.model.refused", model_id=best.id))
-            return
+            return False
         first = self.current is None
         self.current = Served(predictor, time.time())  # one reference: in-flight requests keep the old one
         self.swaps += 0 if first else 1
         log.info("%s model %d (mean reward %.2f)", "serving the first validated" if first else "hotswapped to",
                  best.id, best.mean_reward or 0.0,
                  extra=event("rl.model.hotswapped", model_id=best.id, model_path=str(located.path)))
+        return True
+
+
+def _same_spaces(serving: Predictor, candidate: Predictor) -> None:
+    """A swap keeps the API: the same observations in, the same actions out."""
+    if candidate.observation_space != serving.observation_space or \
+            candidate.model.action_space != serving.model.action_space:
+        raise ValueError(f"it acts on other spaces (observations {candidate.observation_space}, actions "
+                         f"{candidate.model.action_space}) than the model served")
 
 
 class _Instruments:
@@ -189,7 +227,7 @@ def app(swap: Hotswap, instruments: _Instruments, max_body: int) -> Callable[...
         method, path = scope["method"], scope["path"]
         current = swap.current
         if method == "GET" and path == "/healthz":
-            await respond(send, 200, {"status": "ok"}, "/healthz", started)
+            await respond(send, 200, {"status": "ok", **swap.health()}, "/healthz", started)
         elif method == "GET" and path == "/readyz":
             if current is None:
                 await respond(send, 503, {"status": "waiting", "reason": swap.waiting_for()}, "/readyz", started)
@@ -247,13 +285,13 @@ def serve(config: Config, located: Located | None, follow_best: bool, meter_prov
     application = app(swap, _Instruments(meter_provider), config.infer.maxBodyBytes)
     server = uvicorn.Server(uvicorn.Config(application, host=config.infer.host, port=config.infer.port,
                                            log_level="warning", access_log=False, lifespan="on"))
-    what = str(located.path) if located is not None else "nothing yet"
+    swap.start()
+    what = str(swap.current.predictor.located.path) if swap.current is not None else "nothing yet"
     log.info("serving %s on http://%s:%d (hotswap %s)", what, config.infer.host, config.infer.port,
              "on" if follow_best else "off: a fixed model was named",
              extra=event("rl.serve.started", port=config.infer.port, host=config.infer.host))
-    if located is None:
+    if swap.current is None:
         log.warning("%s; /readyz answers 503 until then", swap.waiting_for())
-    swap.start()
     try:
         server.run()
     finally:

@@ -23,12 +23,9 @@ def _infer(config: Config, args: argparse.Namespace) -> int:
     logs.setup(config)
     follow_best = config.infer.modelPath is None and config.infer.modelId is None
     if config.infer.serve and follow_best:
-        # A server on a host with no validated model yet waits for one (503 on /readyz) instead of failing.
-        try:
-            waiting_or_located: infer.Located | None = infer.locate(config, load_best=args.load_best)
-        except infer.NoModel:
-            waiting_or_located = None
-        return _serve(config, waiting_or_located, follow_best=True)
+        # The first model comes through the hotswap path too: a host with no validated model yet waits for
+        # one (503 on /readyz), and a best model that fails to load is passed over, not fatal.
+        return _serve(config, None, follow_best=True)
     located = infer.locate(config, load_best=args.load_best)
     if config.infer.serve:
         return _serve(config, located, follow_best=False)
