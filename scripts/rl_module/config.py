@@ -126,10 +126,18 @@ class Config:
         settings[path] = Setting(value, source)
         return Config(settings)
 
+    def public_values(self) -> dict[str, dict[str, Any]]:
+        """values() as it may be written down (registry, experiment stores): credentials in URLs masked."""
+        from .redact import value
+
+        masked: dict[str, dict[str, Any]] = value(self.values())
+        return masked
+
     def describe(self) -> dict[str, dict[str, dict[str, Any]]]:
-        """The configuration with the source of each value (what --print-config prints)."""
+        """The configuration with the source of each value (what --print-config prints and config.json
+        keeps), credentials in URLs masked."""
         described: dict[str, dict[str, dict[str, Any]]] = {}
-        values = self.values()
+        values = self.public_values()
         for path, setting in self.settings.items():
             feature, name = path.split(".", 1)
             described.setdefault(feature, {})[name] = {"value": values[feature][name], "source": setting.source}

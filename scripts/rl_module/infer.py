@@ -197,8 +197,10 @@ def _array(value: Any, space: Any, name: str) -> tuple[Any, bool]:
     shape = tuple(space.shape or ())
     try:
         array = np.asarray(value, dtype=space.dtype)
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, OverflowError) as error:
         raise ValueError(f"{name} is not numeric {space.dtype}: {error}") from None
+    if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+        raise ValueError(f"{name} has numbers that are not finite (NaN, Infinity, or beyond {space.dtype}'s range)")
     # An image policy sees channel-first images; cameras (and the env) give channel-last ones, which the
     # policy transposes itself (SB3's maybe_transpose): both are accepted.
     shapes = {shape, (shape[1], shape[2], shape[0])} if len(shape) == 3 else {shape}

@@ -10,6 +10,7 @@ each event carries its name (otel.event.name) and structured attributes:
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Config
+from .redact import Filter
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
 LOGGER = "rl_module"
@@ -52,6 +54,7 @@ def setup(config: Config) -> logging.Logger:
     if console is None:
         console = _Console()
         console.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+        console.addFilter(Filter())
         logger.addHandler(console)
     console.setLevel(level)
     return logger
@@ -67,6 +70,7 @@ def bridge(logger_provider: Any, config: Config) -> Callable[[], None]:
             flush starts a non-daemon thread, which would hold the process when a backend is down."""
 
     handler = Bridge(level=LEVELS[config.logs.level], logger_provider=logger_provider)
+    handler.addFilter(Filter())
     logger = logging.getLogger(LOGGER)
     logger.addHandler(handler)
     return lambda: logger.removeHandler(handler)
@@ -76,7 +80,9 @@ def bridge(logger_provider: Any, config: Config) -> Callable[[], None]:
 def to_file(path: Path, level: str = "info") -> Iterator[None]:
     """Also write the events at `level` and above to `path` (the run's train.log) while the run lasts."""
     handler = logging.FileHandler(path, encoding="utf-8")
+    os.chmod(path, 0o600)  # the run's events may name its servers: owner-only, like config.json
     handler.setFormatter(logging.Formatter(_FORMAT))
+    handler.addFilter(Filter())
     handler.setLevel(LEVELS[level])
     logger = logging.getLogger(LOGGER)
     logger.addHandler(handler)

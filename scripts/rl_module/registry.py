@@ -519,7 +519,8 @@ class Registry:
 
     # -- pruning ----------------------------------------------------------------------------------
 
-    def prune(self, keep_top_n: int | None, max_age_days: int | None, *, dry_run: bool = False) -> list[Model]:
+    def prune(self, keep_top_n: int | None, max_age_days: int | None, *, dry_run: bool = False,
+              model_dir: str | Path | None = None) -> list[Model]:
         """Remove rows (then their files) beyond the top N by mean reward per env and algorithm, and rows
         older than max_age_days. The best validated model, overall and per env and algorithm, stays, and
         so does the model a stopped run resumes from."""
@@ -548,6 +549,14 @@ class Registry:
                                   (int(time.time()) - max_age_days * DAY_S,))
                 doomed.update((m.id, m) for m in map(self._model, rows) if m is not None)
             removed = [m for i, m in sorted(doomed.items()) if i not in protected]
+            if model_dir is not None:  # a row names a file to delete: only ever one inside the model folder
+                inside = [m for m in removed if _inside(m.model_path, model_dir)]
+                for model in removed:
+                    if model not in inside:
+                        log.warning("model %d not pruned: its file %s is outside store.modelDir %s; rl-module "
+                                    "deletes nothing there", model.id, model.model_path, Path(model_dir).resolve(),
+                                    extra=event("rl.model.refused", model_id=model.id))
+                removed = inside
             if not dry_run:
                 db.executemany("DELETE FROM models WHERE id = ?", [(m.id,) for m in removed])
         if not dry_run:  # rows first, files after: a crash in between leaves a stray file, never a bad row
@@ -556,6 +565,10 @@ class Registry:
                 log.info("model %d pruned: %s", model.id, model.model_path,
                          extra=event("rl.model.pruned", model_id=model.id, model_path=model.model_path))
         return removed
+
+
+def _inside(path: str, folder: str | Path) -> bool:
+    return Path(path).resolve().is_relative_to(Path(folder).resolve())
 
 
 def _remove_files(model_path: str) -> None:
@@ -575,7 +588,7 @@ class Recorder:
         self.registry = Registry(config.registry.dbPath)
         self.rules = rules_for(config, config.env.envId)
         self.git_commit = git_commit()
-        self.hyperparams = config.values()
+        self.hyperparams = config.public_values()
 
     def close(self) -> None:
         self.registry.close()
@@ -628,7 +641,8 @@ class Recorder:
         self.registry.relocate(run.model_path, kept)
 
     def prune(self) -> None:
-        self.registry.prune(self.config.registry.keepTopN, self.config.registry.maxAge)
+        self.registry.prune(self.config.registry.keepTopN, self.config.registry.maxAge,
+                            model_dir=self.config.store.modelDir)
 
 
 def rules_for(config: Config, env_id: str) -> Rules:

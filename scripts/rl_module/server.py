@@ -190,6 +190,15 @@ class _Instruments:
 JSON = [(b"content-type", b"application/json")]
 
 
+def _headers_only(send: Any) -> Any:
+    """HEAD: the GET answer's status and headers, without its body."""
+
+    async def sending(message: dict[str, Any]) -> None:
+        await send({**message, "body": b""} if message["type"] == "http.response.body" else message)
+
+    return sending
+
+
 def app(swap: Hotswap, instruments: _Instruments, max_body: int) -> Callable[..., Awaitable[None]]:
     """The ASGI application. Plain ASGI, no framework: three routes do not need one."""
 
@@ -221,10 +230,15 @@ def app(swap: Hotswap, instruments: _Instruments, max_body: int) -> Callable[...
                 await send({"type": "lifespan.startup.complete"})
             await send({"type": "lifespan.shutdown.complete"})
             return
+        if scope["type"] == "websocket":  # refused before the handshake: uvicorn answers 403
+            await send({"type": "websocket.close", "code": 1003})
+            return
         if scope["type"] != "http":
             return
         started = time.perf_counter()
         method, path = scope["method"], scope["path"]
+        if method == "HEAD" and path in ("/healthz", "/readyz", "/model"):
+            method, send = "GET", _headers_only(send)
         current = swap.current
         if method == "GET" and path == "/healthz":
             await respond(send, 200, {"status": "ok", **swap.health()}, "/healthz", started)
@@ -261,7 +275,7 @@ def app(swap: Hotswap, instruments: _Instruments, max_body: int) -> Callable[...
             return
         try:
             action = served.predictor.predict(json.loads(body))
-        except (ValueError, RecursionError) as error:  # malformed JSON, wrong shape, wrong dtype
+        except (ValueError, RecursionError, OverflowError) as error:  # malformed JSON, wrong shape or dtype
             await respond(send, 400, {"error": str(error) or type(error).__name__}, "/predict", started)
             return
         except Exception as error:  # never take the server down for one request

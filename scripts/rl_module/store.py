@@ -136,13 +136,13 @@ def new_run(config: Config) -> Run:
 
 
 @contextmanager
-def atomic_file(path: Path) -> Iterator[BinaryIO]:
+def atomic_file(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
     """A file that appears at `path` all at once when the block ends (temp name, fsync, rename, fsync the
     directory), or not at all: on any exception, a second signal's included, the temporary file goes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(3)}")
     try:
-        with open(temporary, "wb") as handle:
+        with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "wb") as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
@@ -157,15 +157,16 @@ def atomic_file(path: Path) -> Iterator[BinaryIO]:
         os.close(directory)
 
 
-def atomic_write(path: Path, data: bytes) -> str:
+def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> str:
     """Write `data` to `path` all at once; its sha256."""
-    with atomic_file(path) as handle:
+    with atomic_file(path, mode) as handle:
         handle.write(data)
     return hashlib.sha256(data).hexdigest()
 
 
 def write_json(path: Path, data: Any) -> None:
-    atomic_write(path, (json.dumps(data, indent=2, default=str) + "\n").encode())
+    """A run file that can carry configuration: owner-only."""
+    atomic_write(path, (json.dumps(data, indent=2, default=str) + "\n").encode(), mode=0o600)
 
 
 def save_model(model: BaseAlgorithm, path: Path, venv: VecEnv | None = None, replay: bool = False) -> SavedModel:
@@ -247,13 +248,19 @@ def run_config(model_path: str | Path) -> tuple[str, dict[str, Any]] | None:
     """The run id and option values of the run a model file belongs to (its config.json sits in the
     model's directory or, for a checkpoint, the one above), or None for a model from elsewhere."""
     path = Path(model_path).resolve()
-    for directory in (path.parent, path.parent.parent):
-        candidate = directory / CONFIG_FILE
-        if candidate.is_file():
-            data = json.loads(candidate.read_text(encoding="utf-8"))
-            values = {path: entry["value"] for path, entry in flatten(data["options"]).items()}
-            return data["run"], values
-    return None
+    # A checkpoint's run is one folder up; any other model's is its own folder, never one further away.
+    directory = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    candidate = directory / CONFIG_FILE
+    if not candidate.is_file():
+        return None
+    try:
+        data = json.loads(candidate.read_text(encoding="utf-8"))
+        values = {path: entry["value"] for path, entry in flatten(data["options"]).items()}
+        return str(data["run"]), values
+    except (ValueError, KeyError, TypeError, AttributeError):
+        log.warning("%s is not a run's configuration (no run and options): the model's options are not read "
+                    "from it", candidate)
+        return None
 
 
 def logger(run: Run) -> Any:
@@ -375,7 +382,7 @@ class MLflowStore(ExperimentStore):
         created = self.client.create_run(experiment_id, run_name=run.id, tags={"rl.run.id": run.id})
         self.run_id, self.artifact_uri = created.info.run_id, created.info.artifact_uri
         params = [Param(path, json.dumps(value) if isinstance(value, (dict, list)) else str(value))
-                  for path, value in flatten(config.values()).items()]
+                  for path, value in flatten(config.public_values()).items()]
         self.client.log_batch(self.run_id, params=params)
 
     def log_metrics(self, values: dict[str, float], step: int) -> None:
@@ -413,7 +420,7 @@ class WandbStore(ExperimentStore):
 
     def start(self, run: Run, config: Config) -> None:
         self.run = self.wandb.init(project=self.project, entity=self.entity, name=run.id, id=run.id,
-                                   dir=str(run.directory), config=config.values(), reinit="create_new")
+                                   dir=str(run.directory), config=config.public_values(), reinit="create_new")
 
     def log_metrics(self, values: dict[str, float], step: int) -> None:
         self.run.log(values, step=step)

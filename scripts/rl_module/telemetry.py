@@ -69,6 +69,7 @@ class _JsonLines:
 
     def __init__(self, path: Path) -> None:
         self._handle = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by shutdown()
+        os.chmod(path, 0o600)  # resource attributes and log records of a run: owner-only
         self._lock = threading.Lock()
 
     def write(self, message: Any) -> None:

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import agent, env, eval, obs, registry, stopping, store
+from . import agent, env, eval, obs, redact, registry, stopping, store
 from .config import Config, Setting, flatten
 from .env import EnvInfo
 from .logs import event
@@ -78,6 +78,9 @@ def resume_config(config: Config) -> Config:
         entry = recorded.get(path)
         if entry is None or path == "train.resume":  # an option newer than the run keeps its value now
             settings[path] = now if path != "train.resume" else Setting(str(run.directory), now.source)
+            continue
+        if redact.masked(entry["value"]):  # a credential was never written down: it comes from now
+            settings[path] = now
             continue
         value = coerce(entry["value"], spec.option(path).type)
         same = value == now.value
@@ -230,7 +233,9 @@ class TrainResult:
     not_uploaded: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        from .redact import value
+
+        return dict(value(asdict(self)))  # a store's failure message may quote its URL
 
     @property
     def exit_code(self) -> int:

@@ -9,6 +9,7 @@ and where the full traceback was written.
 from __future__ import annotations
 
 import os
+import stat
 import sys
 import tempfile
 import time
@@ -16,6 +17,7 @@ import traceback
 from collections.abc import Mapping, Sequence
 
 from ..config import Command, Failure, UsageError, print_config
+from ..redact import text
 from ..stopping import Stopped
 
 EXIT_OK = 0
@@ -35,10 +37,10 @@ def run(command: Command, argv: Sequence[str] | None = None, environ: Mapping[st
             return EXIT_OK
         return command.action(config, args)
     except UsageError as error:
-        print(f"{command.prog}: error: {error}", file=sys.stderr)
+        print(f"{command.prog}: error: {text(str(error))}", file=sys.stderr)
         return EXIT_USAGE
     except Failure as error:
-        print(f"{command.prog}: {error}", file=sys.stderr)
+        print(f"{command.prog}: {text(str(error))}", file=sys.stderr)
         return EXIT_FAILED
     except Stopped as stopped:  # a second signal while stopping: what was half-written was removed
         print(f"{command.prog}: {stopped}; nothing half-written was kept", file=sys.stderr)
@@ -48,15 +50,31 @@ def run(command: Command, argv: Sequence[str] | None = None, environ: Mapping[st
         return EXIT_INTERRUPTED
     except Exception as error:  # the last line of defence: one line, the traceback in a file
         log = _write_traceback(command.prog)
-        print(f"{command.prog}: unexpected error: {type(error).__name__}: {error} (full log: {log})",
+        print(f"{command.prog}: unexpected error: {type(error).__name__}: {text(str(error))} (full log: {log})",
               file=sys.stderr)
         return EXIT_FAILED
 
 
+def _crash_folder() -> str:
+    """A folder only this user can read and write: $XDG_STATE_HOME/rl-module (~/.local/state), else one of
+    this user's own in the temporary folder. Never a shared, predictable name: another user could have
+    planted a link there."""
+    home = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    for folder in (os.path.join(home, "rl-module"), os.path.join(tempfile.gettempdir(), f"rl-module-{os.getuid()}")):
+        try:
+            os.makedirs(folder, mode=0o700, exist_ok=True)
+            info = os.lstat(folder)
+        except OSError:
+            continue
+        if stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o077:
+            return folder
+    return tempfile.mkdtemp(prefix="rl-module-")  # private (0700) and new
+
+
 def _write_traceback(prog: str) -> str:
-    directory = os.path.join(tempfile.gettempdir(), "rl-module")
-    os.makedirs(directory, exist_ok=True)
-    path = os.path.join(directory, f"{prog}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log")
-    with open(path, "w", encoding="utf-8") as handle:
-        traceback.print_exc(file=handle)
+    """The traceback, credentials masked, in a new owner-only file that follows no link."""
+    path = os.path.join(_crash_folder(), f"{prog}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log")
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(text(traceback.format_exc()))
     return path

@@ -40,10 +40,11 @@ def _infer(config: Config, args: argparse.Namespace) -> int:
             continue
         try:
             answer = predictor.predict(json.loads(line))
-        except ValueError as error:  # malformed JSON, or an observation of the wrong shape or type
+        except (ValueError, OverflowError, RecursionError) as error:  # malformed JSON, a wrong shape or type
             failed += 1
-            print(f"rl-infer: line {number}: {error}", file=sys.stderr)
-            print(json.dumps({"error": str(error)}), flush=True)
+            reason = str(error) or type(error).__name__
+            print(f"rl-infer: line {number}: {reason}", file=sys.stderr)
+            print(json.dumps({"error": reason}), flush=True)
             continue
         print(json.dumps(answer), flush=True)
     return EXIT_USAGE if failed else EXIT_OK

@@ -15,7 +15,7 @@ def _prune(config: Config, args: argparse.Namespace) -> int:
     if keep is None and age is None:
         raise UsageError("nothing to prune by: set registry.keepTopN (--keep-top-n) or registry.maxAge (--max-age)")
     with existing(config) as registry:
-        removed = registry.prune(keep, age, dry_run=args.dry_run)
+        removed = registry.prune(keep, age, dry_run=args.dry_run, model_dir=config.store.modelDir)
     verb = "would remove" if args.dry_run else "removed"
     for model in removed:
         print(f"{verb} model {model.id}: {model.model_path}")
@@ -31,7 +31,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 COMMAND = Command(
     prog="rl-registry-prune",
     description=__doc__.split("\n\n")[0],
-    features=("registry",),
+    features=("registry", "store"),  # store.modelDir: the only folder pruning deletes in
     action=_prune,
     add_arguments=_arguments,
 )
