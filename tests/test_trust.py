@@ -245,3 +245,73 @@ def test_a_model_path_reads_its_own_runs_configuration_only(tmp_path, validated)
     (loose / "config.json").write_text("{}")  # its own folder, but not a run's configuration
     done = command("rl-infer", "--model-path", str(copy), "--obs", "[0, 0, 0, 0]")
     assert done.returncode == 0 and "is not a run's configuration" in done.stderr
+
+
+# -- a server that cannot be starved ----------------------------------------------------------------------------
+
+def healthz_times(port: int, probes: int = 10) -> list[float]:
+    """Seconds each of `probes` fresh GET /healthz took (every one must answer 200)."""
+    import http.client
+    import time
+
+    times = []
+    for _ in range(probes):
+        started = time.perf_counter()
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        connection.request("GET", "/healthz")
+        response = connection.getresponse()
+        assert response.status == 200
+        response.read()
+        connection.close()
+        times.append(time.perf_counter() - started)
+    return times
+
+
+@pytest.mark.slow
+def test_idle_and_half_sent_requests_and_big_batches_leave_healthz_prompt(validated, tmp_path):
+    import socket
+    import statistics
+    import threading
+    import time
+
+    from test_serve import Server
+
+    db, _, _ = validated
+    server = Server(db, "--max-connections", "64", "--request-timeout", "3", cwd=tmp_path)
+    held: list[socket.socket] = []
+    try:
+        # 300 sockets that never send a byte: the oldest idle ones make room, none lock /healthz out.
+        for _ in range(300):
+            held.append(socket.create_connection(("127.0.0.1", server.port)))
+        assert statistics.median(healthz_times(server.port)) < 0.1
+        # 40 requests that declare a 1 MiB body and send a sliver of it: answered 408 once the timeout passes.
+        slow = []
+        for _ in range(40):
+            s = socket.create_connection(("127.0.0.1", server.port))
+            s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n[0.1, ")
+            slow.append(s)
+        assert statistics.median(healthz_times(server.port)) < 0.1
+        time.sleep(3.5)
+        slow[0].settimeout(5)
+        assert b" 408 " in slow[0].recv(4096).split(b"\r\n")[0] + b" "
+        # Eight big batches computing at once: inference runs off the event loop.
+        batch = json.dumps([[0.1, 0.2, 0.3, 0.4]] * 25_000).encode()  # about 1 MiB
+        answers: list[int] = []
+
+        def post() -> None:
+            answers.append(server.request("POST", "/predict", batch)[0])
+
+        workers = [threading.Thread(target=post) for _ in range(8)]
+        for worker in workers:
+            worker.start()
+        time.sleep(0.05)
+        during = healthz_times(server.port, probes=5)
+        for worker in workers:
+            worker.join()
+        assert statistics.median(during) < 0.1, during
+        assert set(answers) <= {200, 503} and 200 in answers
+    finally:
+        for s in held:
+            s.close()
+        stderr = server.stop()
+    assert "Traceback" not in stderr

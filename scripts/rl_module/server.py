@@ -199,8 +199,30 @@ def _headers_only(send: Any) -> Any:
     return sending
 
 
-def app(swap: Hotswap, instruments: _Instruments, max_body: int) -> Callable[..., Awaitable[None]]:
+# A single observation's inference takes tens of microseconds: on the event loop it costs less than the hop
+# to a thread. A large batch (its JSON parse alone can take many milliseconds) goes to the worker pool, so
+# that /healthz and /readyz are answered promptly whatever is being computed (bench/README.md).
+INLINE_BODY_BYTES = 16 * 1024
+QUEUE_PER_WORKER = 4  # requests waiting for a worker, beyond which the server answers 503
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one client may take of the server (infer.maxBodyBytes, requestTimeout, workers)."""
+
+    max_body: int
+    request_timeout: float
+    workers: int
+
+
+def app(swap: Hotswap, instruments: _Instruments, limits: Limits) -> Callable[..., Awaitable[None]]:
     """The ASGI application. Plain ASGI, no framework: three routes do not need one."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    max_body = limits.max_body
+    pool = ThreadPoolExecutor(max_workers=limits.workers, thread_name_prefix="rl-infer")
+    busy = [0]  # requests given to the pool and not yet answered
 
     async def respond(send: Any, status: int, body: dict[str, Any], route: str, started: float) -> None:
         data = json.dumps(body).encode()
@@ -209,13 +231,15 @@ def app(swap: Hotswap, instruments: _Instruments, max_body: int) -> Callable[...
         await send({"type": "http.response.body", "body": data})
         instruments.record(route, status, time.perf_counter() - started)
 
-    async def read_body(receive: Any, declared: int | None) -> bytes | None:
-        """The body, or None when it is over the limit (declared or as it arrives)."""
+    async def read_body(receive: Any, declared: int | None, started: float) -> bytes | None:
+        """The body, or None when it is over the limit (declared or as it arrives); TimeoutError when it
+        does not arrive within the request timeout."""
         if declared is not None and declared > max_body:
             return None
         chunks, size = [], 0
         while True:
-            message = await receive()
+            remaining = started + limits.request_timeout - time.perf_counter()
+            message = await asyncio.wait_for(receive(), timeout=max(remaining, 0.0))
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > max_body:
@@ -264,7 +288,12 @@ def app(swap: Hotswap, instruments: _Instruments, max_body: int) -> Callable[...
     async def predict(scope: dict[str, Any], receive: Any, send: Any, started: float) -> None:
         headers = dict(scope["headers"])
         declared = headers.get(b"content-length")
-        body = await read_body(receive, int(declared) if declared and declared.isdigit() else None)
+        try:
+            body = await read_body(receive, int(declared) if declared and declared.isdigit() else None, started)
+        except TimeoutError:
+            await respond(send, 408, {"error": f"the body did not arrive within {limits.request_timeout:g} s "
+                                               "(infer.requestTimeout)"}, "/predict", started)
+            return
         if body is None:
             await respond(send, 413, {"error": f"body over the limit of {max_body} bytes (infer.maxBodyBytes)"},
                           "/predict", started)
@@ -273,8 +302,22 @@ def app(swap: Hotswap, instruments: _Instruments, max_body: int) -> Callable[...
         if served is None:
             await respond(send, 503, {"error": swap.waiting_for()}, "/predict", started)
             return
+        def work() -> Any:
+            return served.predictor.predict(json.loads(body))
+
         try:
-            action = served.predictor.predict(json.loads(body))
+            if len(body) <= INLINE_BODY_BYTES:
+                action = work()
+            elif busy[0] >= limits.workers * QUEUE_PER_WORKER:
+                await respond(send, 503, {"error": "busy: every inference worker is taken and the queue is full "
+                                                   "(infer.workers); try again"}, "/predict", started)
+                return
+            else:
+                busy[0] += 1
+                try:
+                    action = await asyncio.get_running_loop().run_in_executor(pool, work)
+                finally:
+                    busy[0] -= 1
         except (ValueError, RecursionError, OverflowError) as error:  # malformed JSON, wrong shape or dtype
             await respond(send, 400, {"error": str(error) or type(error).__name__}, "/predict", started)
             return
@@ -288,6 +331,70 @@ def app(swap: Hotswap, instruments: _Instruments, max_body: int) -> Callable[...
     return application
 
 
+def _guarded_protocol(max_connections: int, header_timeout: float) -> type:
+    """uvicorn's HTTP/1.1 protocol with what it lacks against slow or idle clients. Past `max_connections`,
+    a new connection closes the longest-idle one (no request under way), or itself when every one is busy:
+    file descriptors stay bounded, and idle sockets cannot lock out /healthz. A connection that has not sent
+    a whole request head within `header_timeout` seconds — right after connecting, or between keep-alive
+    requests — is closed. (uvicorn itself times out only idle keep-alive connections.)"""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class GuardedH11Protocol(H11Protocol):
+        _deadline: Any = None
+        _idle_since = 0.0
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._idle_since = self.loop.time()
+            if len(self.connections) > max_connections:
+                # Connections accepted together arrive before the closed ones leave the set: count the open.
+                live: list[Any] = [c for c in self.connections
+                                   if isinstance(c, GuardedH11Protocol) and not c.transport.is_closing()]
+                idle = sorted((c for c in live if c is not self and c._idle()), key=lambda c: c._idle_since)
+                for victim in idle[:max(len(live) - max_connections, 0)]:
+                    victim.transport.close()
+                if len(live) - len(idle) > max_connections:  # every other one is busy: this one goes
+                    transport.close()
+                    return
+            self._arm()
+
+        def _idle(self) -> bool:
+            return self.cycle is None or self.cycle.response_complete
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self._idle():  # (the rest of) a request head is awaited
+                if self._deadline is None:
+                    self._arm()
+            else:
+                self._disarm()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._idle_since = self.loop.time()
+            self._disarm()  # uvicorn's keep-alive timeout takes over
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._deadline = self.loop.call_later(header_timeout, self._expire)
+
+        def _disarm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def _expire(self) -> None:
+            self._deadline = None
+            if self._idle():
+                self.transport.close()
+
+    return GuardedH11Protocol
+
+
 def serve(config: Config, located: Located | None, follow_best: bool, meter_provider: Any = None) -> None:
     """Serve until interrupted (SIGINT or SIGTERM); with no model yet (`located` None), wait for the
     registry's first validated one."""
@@ -296,9 +403,15 @@ def serve(config: Config, located: Located | None, follow_best: bool, meter_prov
 
     torch.set_num_threads(1)  # one small forward pass per request: threads cost more than they give
     swap = Hotswap(config, located, follow_best)
-    application = app(swap, _Instruments(meter_provider), config.infer.maxBodyBytes)
-    server = uvicorn.Server(uvicorn.Config(application, host=config.infer.host, port=config.infer.port,
-                                           log_level="warning", access_log=False, lifespan="on"))
+    limits = Limits(config.infer.maxBodyBytes, config.infer.requestTimeout, config.infer.workers)
+    application = app(swap, _Instruments(meter_provider), limits)
+    server = uvicorn.Server(uvicorn.Config(
+        application, host=config.infer.host, port=config.infer.port, log_level="warning", access_log=False,
+        lifespan="on", http=_guarded_protocol(config.infer.maxConnections, config.infer.requestTimeout),
+        # No limit_concurrency: uvicorn counts connections that are already closing against it and would
+        # answer 503 to good requests during a burst; the protocol bounds connections itself, and the worker
+        # queue answers 503 when inference is saturated.
+        timeout_keep_alive=5))
     swap.start()
     what = str(swap.current.predictor.located.path) if swap.current is not None else "nothing yet"
     log.info("serving %s on http://%s:%d (hotswap %s)", what, config.infer.host, config.infer.port,

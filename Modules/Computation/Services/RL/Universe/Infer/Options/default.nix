@@ -48,4 +48,22 @@
     description = "Largest request body accepted; larger ones get 413.";
     example = 65536;
   };
+  maxConnections = {
+    type = "ints.positive";
+    default = 256;
+    description = "Most connections the server keeps open at once; past it, a new connection closes the longest-idle one (or itself, when every one is busy).";
+    example = 1024;
+  };
+  requestTimeout = {
+    type = "numbers.positive";
+    default = 10.0;
+    description = "Seconds a client has to send a whole request (headers and body); a slower one is closed (408 once the body has begun).";
+    example = 30.0;
+  };
+  workers = {
+    type = "ints.positive";
+    default = 2;
+    description = "Threads that run inference, off the event loop (health and readiness stay prompt); a request finding them all busy with a full queue gets 503.";
+    example = 4;
+  };
 }
