@@ -2,9 +2,13 @@
 in-process single-observation predict in the same run — rl-module's fast path, stable-baselines3's
 model.predict and the bare policy networks.
 
-    python bench/serve.py [--seconds 10]     (needs wrk: apt-get install wrk)
+    python bench/serve.py [--seconds 10] [--baseline REV]     (needs wrk: apt-get install wrk)
 
-Targets on the 2-core CI machine: >= 2,000 req/s with p99 <= 5 ms; fast-path predict p50 <= 50 us.
+With --baseline, the server of that commit (a git worktree of it, run from its own sources) is loaded
+too, alternating with this one row by row, both serving the same model file: what a change to the
+server costs. Targets on the 2-core CI machine: >= 2,000 req/s with p99 <= 5 ms; fast-path predict
+p50 <= 50 us; the hardening against starvation (connection bound, timeouts, worker pool) <= 5 % of
+requests/s and p99 against the commit before it.
 """
 
 from __future__ import annotations
@@ -74,38 +78,60 @@ def in_process(model_path: Path, repeats: int = 5000) -> list[tuple[str, float, 
     return rows
 
 
-def serve_and_load(db: Path, seconds: int) -> list[tuple[int, float, float, float]]:
+def start_server(prefix: list[str], model: Path) -> tuple[subprocess.Popen[bytes], int]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = subprocess.Popen([str(Path(sys.executable).parent / "rl-infer"), "--serve", "--port", str(port),
-                               "--registry-db", str(db), "--log-level", "error"], stderr=subprocess.DEVNULL)
-    rows = []
+    server = subprocess.Popen([*prefix, "--serve", "--port", str(port), "--model-path", str(model), "--log-level",
+                               "error"], stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return server, port
+        except OSError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def load(port: int, connections: int, seconds: int) -> tuple[int, float, float, float, int]:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(f'wrk.method = "POST"\nwrk.body = "{BODY}"\nwrk.headers["Content-Type"] = "application/json"\n')
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script.name,
+               f"http://127.0.0.1:{port}/predict"]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50, p99 = (_ms(re.search(rf"{q}%\s+([\d.]+\w+)", out).group(1)) for q in (50, 99))  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return connections, rate, p50, p99, int(errors.group(1)) if errors else 0
+
+
+def baseline_prefix(revision: str, folder: Path) -> list[str]:
+    """Run rl-infer from the sources of `revision` (a detached git worktree), in this environment."""
+    subprocess.run(["git", "worktree", "add", "--detach", str(folder), revision], check=True, capture_output=True,
+                   cwd=Path(__file__).parent)
+    code = f"import sys; sys.path.insert(0, {str(folder / 'scripts')!r}); from rl_module.cli.infer import main; " \
+           "sys.exit(main(sys.argv[1:]))"
+    return [sys.executable, "-c", code]
+
+
+def serve_and_load(model: Path, seconds: int, baseline: list[str] | None) -> dict[str, list[tuple]]:
+    servers = {"this commit": start_server([str(Path(sys.executable).parent / "rl-infer")], model)}
+    if baseline is not None:
+        servers["baseline"] = start_server(baseline, model)
+    rows: dict[str, list[tuple]] = {name: [] for name in servers}
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            except OSError:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.2)
-        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-            script.write(f'wrk.method = "POST"\nwrk.body = "{BODY}"\n'
-                         'wrk.headers["Content-Type"] = "application/json"\n')
-        for connections in (1, 4, 8):
-            command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script.name,
-                       f"http://127.0.0.1:{port}/predict"]
-            out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-            rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-            p50, p99 = (_ms(re.search(rf"{q}%\s+([\d.]+\w+)", out).group(1)) for q in (50, 99))  # type: ignore[union-attr]
-            errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-            rows.append((connections, rate, p50, p99, int(errors.group(1)) if errors else 0))
+        order = list(servers.items())
+        for connections in (1, 4, 8, 1, 4, 8):  # each row twice, the servers' order swapped in between
+            for name, (_, port) in order:
+                rows[name].append(load(port, connections, seconds))
+            order.reverse()
     finally:
-        server.terminate()
-        server.wait(timeout=20)
-    return rows  # type: ignore[return-value]
+        for server, _ in servers.values():
+            server.terminate()
+            server.wait(timeout=20)
+    return rows
 
 
 def _ms(text: str) -> float:
@@ -116,23 +142,32 @@ def _ms(text: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--baseline", metavar="REV", help="also load the server of this commit, alternating")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (apt-get install wrk)")
     with tempfile.TemporaryDirectory() as tmp:
         model = train(Path(tmp))
         rows = in_process(model)
-        load = serve_and_load(Path(tmp) / "r.db", args.seconds)
+        worktree = Path(tmp) / "baseline"
+        try:
+            prefix = baseline_prefix(args.baseline, worktree) if args.baseline else None
+            loads = serve_and_load(model, args.seconds, prefix)
+        finally:
+            if args.baseline:
+                subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], check=False,
+                               capture_output=True, cwd=Path(__file__).parent)
     print("in-process single-observation predict, PPO MlpPolicy on CartPole-v1, 1 torch thread")
     print("| call | p50 (µs) | p99 (µs) |")
     print("|---|---|---|")
     for name, p50, p99 in rows:
         print(f"| {name} | {p50:.1f} | {p99:.1f} |")
     print(f"\nrl-infer --serve on loopback, POST /predict, wrk -t1, {args.seconds} s per row")
-    print("| connections | requests/s | p50 (ms) | p99 (ms) | non-2xx |")
-    print("|---|---|---|---|---|")
-    for connections, rate, p50, p99, errors in load:  # type: ignore[misc]
-        print(f"| {connections} | {rate:,.0f} | {p50:.2f} | {p99:.2f} | {errors} |")
+    print("| server | connections | requests/s | p50 (ms) | p99 (ms) | non-2xx |")
+    print("|---|---|---|---|---|---|")
+    for name, load_rows in loads.items():
+        for connections, rate, p50, p99, errors in load_rows:
+            print(f"| {name} | {connections} | {rate:,.0f} | {p50:.2f} | {p99:.2f} | {errors} |")
 
 
 if __name__ == "__main__":

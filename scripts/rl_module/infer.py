@@ -199,7 +199,7 @@ def _array(value: Any, space: Any, name: str) -> tuple[Any, bool]:
         array = np.asarray(value, dtype=space.dtype)
     except (TypeError, ValueError, OverflowError) as error:
         raise ValueError(f"{name} is not numeric {space.dtype}: {error}") from None
-    if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
         raise ValueError(f"{name} has numbers that are not finite (NaN, Infinity, or beyond {space.dtype}'s range)")
     # An image policy sees channel-first images; cameras (and the env) give channel-last ones, which the
     # policy transposes itself (SB3's maybe_transpose): both are accepted.

@@ -231,15 +231,14 @@ def app(swap: Hotswap, instruments: _Instruments, limits: Limits) -> Callable[..
         await send({"type": "http.response.body", "body": data})
         instruments.record(route, status, time.perf_counter() - started)
 
-    async def read_body(receive: Any, declared: int | None, started: float) -> bytes | None:
-        """The body, or None when it is over the limit (declared or as it arrives); TimeoutError when it
-        does not arrive within the request timeout."""
+    async def read_body(receive: Any, declared: int | None) -> bytes | None:
+        """The body, or None when it is over the limit (declared or as it arrives). (A body that does not
+        arrive in time: the protocol closes the connection, see _guarded_protocol.)"""
         if declared is not None and declared > max_body:
             return None
         chunks, size = [], 0
         while True:
-            remaining = started + limits.request_timeout - time.perf_counter()
-            message = await asyncio.wait_for(receive(), timeout=max(remaining, 0.0))
+            message = await receive()
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > max_body:
@@ -288,12 +287,7 @@ def app(swap: Hotswap, instruments: _Instruments, limits: Limits) -> Callable[..
     async def predict(scope: dict[str, Any], receive: Any, send: Any, started: float) -> None:
         headers = dict(scope["headers"])
         declared = headers.get(b"content-length")
-        try:
-            body = await read_body(receive, int(declared) if declared and declared.isdigit() else None, started)
-        except TimeoutError:
-            await respond(send, 408, {"error": f"the body did not arrive within {limits.request_timeout:g} s "
-                                               "(infer.requestTimeout)"}, "/predict", started)
-            return
+        body = await read_body(receive, int(declared) if declared and declared.isdigit() else None)
         if body is None:
             await respond(send, 413, {"error": f"body over the limit of {max_body} bytes (infer.maxBodyBytes)"},
                           "/predict", started)
@@ -331,12 +325,14 @@ def app(swap: Hotswap, instruments: _Instruments, limits: Limits) -> Callable[..
     return application
 
 
-def _guarded_protocol(max_connections: int, header_timeout: float) -> type:
+def _guarded_protocol(max_connections: int, request_timeout: float) -> type:
     """uvicorn's HTTP/1.1 protocol with what it lacks against slow or idle clients. Past `max_connections`,
     a new connection closes the longest-idle one (no request under way), or itself when every one is busy:
-    file descriptors stay bounded, and idle sockets cannot lock out /healthz. A connection that has not sent
-    a whole request head within `header_timeout` seconds — right after connecting, or between keep-alive
-    requests — is closed. (uvicorn itself times out only idle keep-alive connections.)"""
+    file descriptors stay bounded, and idle sockets cannot lock out /healthz. A request (head and body)
+    not whole within `request_timeout` seconds of its first byte — or of the connection, for the first —
+    gets 408 and the connection is closed. (uvicorn itself times out only idle keep-alive connections.)
+    The deadline is one timer per request, armed only while a request is incomplete: a keep-alive client
+    sending whole requests costs nothing (bench/serve.py)."""
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
     class GuardedH11Protocol(H11Protocol):
@@ -361,9 +357,13 @@ def _guarded_protocol(max_connections: int, header_timeout: float) -> type:
         def _idle(self) -> bool:
             return self.cycle is None or self.cycle.response_complete
 
+        def _incomplete(self) -> bool:
+            """A request head, or the rest of a body, is awaited."""
+            return self._idle() or self.cycle.more_body
+
         def data_received(self, data: bytes) -> None:
             super().data_received(data)
-            if self._idle():  # (the rest of) a request head is awaited
+            if self._incomplete():
                 if self._deadline is None:
                     self._arm()
             else:
@@ -380,7 +380,7 @@ def _guarded_protocol(max_connections: int, header_timeout: float) -> type:
 
         def _arm(self) -> None:
             self._disarm()
-            self._deadline = self.loop.call_later(header_timeout, self._expire)
+            self._deadline = self.loop.call_later(request_timeout, self._expire)
 
         def _disarm(self) -> None:
             if self._deadline is not None:
@@ -389,7 +389,8 @@ def _guarded_protocol(max_connections: int, header_timeout: float) -> type:
 
         def _expire(self) -> None:
             self._deadline = None
-            if self._idle():
+            if self._incomplete() and not self.transport.is_closing():
+                self.transport.write(b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
                 self.transport.close()
 
     return GuardedH11Protocol
