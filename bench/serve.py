@@ -18,6 +18,7 @@ import json
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -116,21 +117,23 @@ def baseline_prefix(revision: str, folder: Path) -> list[str]:
     return [sys.executable, "-c", code]
 
 
-def serve_and_load(model: Path, seconds: int, baseline: list[str] | None) -> dict[str, list[tuple]]:
-    servers = {"this commit": start_server([str(Path(sys.executable).parent / "rl-infer")], model)}
+def serve_and_load(model: Path, seconds: int, baseline: list[str] | None, rounds: int) -> dict[str, list[tuple]]:
+    """Each round starts every server afresh (a process's own speed varies by several per cent from one
+    start to the next) and loads it at 1, 4 and 8 connections; the servers' order alternates by round."""
+    prefixes = {"this commit": [str(Path(sys.executable).parent / "rl-infer")]}
     if baseline is not None:
-        servers["baseline"] = start_server(baseline, model)
-    rows: dict[str, list[tuple]] = {name: [] for name in servers}
-    try:
-        order = list(servers.items())
-        for connections in (1, 4, 8, 1, 4, 8):  # each row twice, the servers' order swapped in between
-            for name, (_, port) in order:
-                rows[name].append(load(port, connections, seconds))
-            order.reverse()
-    finally:
-        for server, _ in servers.values():
-            server.terminate()
-            server.wait(timeout=20)
+        prefixes["baseline"] = baseline
+    rows: dict[str, list[tuple]] = {name: [] for name in prefixes}
+    order = list(prefixes.items())
+    for _ in range(rounds):
+        for name, prefix in order:
+            server, port = start_server(prefix, model)
+            try:
+                rows[name] += [load(port, connections, seconds) for connections in (1, 4, 8)]
+            finally:
+                server.terminate()
+                server.wait(timeout=20)
+        order.reverse()
     return rows
 
 
@@ -143,6 +146,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--baseline", metavar="REV", help="also load the server of this commit, alternating")
+    parser.add_argument("--rounds", type=int, default=1, help="fresh server processes per server")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (apt-get install wrk)")
@@ -152,7 +156,7 @@ def main() -> None:
         worktree = Path(tmp) / "baseline"
         try:
             prefix = baseline_prefix(args.baseline, worktree) if args.baseline else None
-            loads = serve_and_load(model, args.seconds, prefix)
+            loads = serve_and_load(model, args.seconds, prefix, args.rounds)
         finally:
             if args.baseline:
                 subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], check=False,
@@ -168,6 +172,18 @@ def main() -> None:
     for name, load_rows in loads.items():
         for connections, rate, p50, p99, errors in load_rows:
             print(f"| {name} | {connections} | {rate:,.0f} | {p50:.2f} | {p99:.2f} | {errors} |")
+    if len(loads) == 2:
+        print("\nmedians over the rounds, this commit against the baseline")
+        print("| connections | requests/s | ratio | p99 (ms) | ratio |")
+        print("|---|---|---|---|---|")
+        ours, theirs = loads["this commit"], loads["baseline"]
+        for connections in (1, 4, 8):
+            mine = [r for r in ours if r[0] == connections]
+            base = [r for r in theirs if r[0] == connections]
+            rate, rate0 = (statistics.median(r[1] for r in rs) for rs in (mine, base))
+            p99, p990 = (statistics.median(r[3] for r in rs) for rs in (mine, base))
+            print(f"| {connections} | {rate:,.0f} vs {rate0:,.0f} | {rate / rate0:.3f} | {p99:.2f} vs {p990:.2f} | "
+                  f"{p99 / p990:.3f} |")
 
 
 if __name__ == "__main__":
