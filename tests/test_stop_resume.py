@@ -211,3 +211,23 @@ def test_resume_refuses_what_may_not_change_and_says_what_may(tmp_path):
     assert [r["total_timesteps"] for r in finals] == [256, 512]
     assert finals[0]["model_path"].endswith("checkpoints/final-256.zip")
     assert_every_row_names_its_file(tmp_path / "registry.db")
+
+
+@pytest.mark.slow
+def test_a_signal_to_the_whole_process_group_stops_subprocess_workers_gracefully(tmp_path):
+    """A terminal's Ctrl-C and systemd's stop signal every process of the group: the workers must leave
+    the stopping to the main process."""
+    import os
+
+    process = subprocess.Popen([str(BIN / "rl-train"), *where(tmp_path), "--no-progress-bar", "--n-envs", "2",
+                                "--vec-env", "subproc", "--total-timesteps", "50000", "--checkpoint-freq", "1000",
+                                "--eval-freq", "0", "--no-preset"], cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True,
+                               env={k: v for k, v in os.environ.items() if not k.startswith(("RL_", "OTEL_"))})
+    wait_for_line(process, "step-2000.zip")
+    os.killpg(process.pid, signal.SIGTERM)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 143, err
+    result = json.loads((run_dir(tmp_path) / "result.json").read_text())
+    assert result["status"] == "interrupted" and Path(result["model_path"]).is_file()
+    assert "Traceback" not in err and "EOFError" not in err

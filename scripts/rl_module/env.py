@@ -155,7 +155,7 @@ class Factory:
     cls: type | None  # a `package.module:Class` env, else None for a Gymnasium id
     max_episode_steps: int | None  # env.maxEpisodeSteps: Gymnasium's own TimeLimit, at this length
     guard: bool = False  # evaluation: bound the episodes of an env that has no limit at all
-    worker: bool = False  # in a SubprocVecEnv worker: Ctrl-C is for the main process, which stops the run
+    worker: bool = False  # in a SubprocVecEnv worker: stop signals are for the main process, which stops the run
 
     def __call__(self, **kwargs: Any) -> gym.Env[Any, Any]:
         import gymnasium as gym
@@ -164,8 +164,12 @@ class Factory:
             import multiprocessing
             import signal
 
-            if multiprocessing.parent_process() is not None:  # a terminal sends Ctrl-C to the whole group
+            # A terminal sends Ctrl-C to the whole process group, and systemd's default KillMode sends SIGTERM
+            # to every process of the unit: a worker that died of it would break the main process's graceful
+            # stop. (A worker whose main process is gone ends anyway: its pipe closes.)
+            if multiprocessing.parent_process() is not None:
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if self.cls is not None:
             env: gym.Env[Any, Any] = self.cls(**kwargs)
             if self.max_episode_steps is not None:

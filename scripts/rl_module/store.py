@@ -240,8 +240,12 @@ def find_run(config: Config) -> Run:
         if directory is None:
             raise config.refuse("train.resume", f"names no run: neither {Path(wanted).resolve()} nor "
                                 f"{(base / wanted).resolve()} is a run directory (with a {CONFIG_FILE})")
-    data = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
-    return Run(data["run"], directory.resolve())
+    try:
+        data = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
+        return Run(str(data["run"]), directory.resolve())
+    except (ValueError, KeyError, TypeError) as error:
+        raise config.refuse("train.resume", f"names {directory.resolve()}, whose {CONFIG_FILE} is not a run's "
+                                            f"configuration ({type(error).__name__}: {error})") from None
 
 
 def run_config(model_path: str | Path) -> tuple[str, dict[str, Any]] | None:
