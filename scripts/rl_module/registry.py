@@ -297,9 +297,9 @@ def existing(config: Config) -> Registry:
     created (an empty registry would only hide the mistake) but reported, with where it was looked for."""
     path = Path(config.registry.dbPath)
     if not path.is_file():
-        raise NoModel(f"no registry at {path.resolve()} (registry.dbPath from "
-                            f"{config.source('registry.dbPath')}): nothing was recorded there; point "
-                            "--registry-db or RL_REGISTRY_DB at the registry your runs write")
+        raise NoModel(f"no registry at {path.resolve()} (registry.dbPath from {config.source('registry.dbPath')}): "
+                      "nothing was recorded there; point --registry-db or RL_REGISTRY_DB at the registry your "
+                      "runs write")
     return Registry(path)
 
 
@@ -550,13 +550,12 @@ class Registry:
                 doomed.update((m.id, m) for m in map(self._model, rows) if m is not None)
             removed = [m for i, m in sorted(doomed.items()) if i not in protected]
             if model_dir is not None:  # a row names a file to delete: only ever one inside the model folder
-                inside = [m for m in removed if _inside(m.model_path, model_dir)]
-                for model in removed:
-                    if model not in inside:
-                        log.warning("model %d not pruned: its file %s is outside store.modelDir %s; rl-module "
-                                    "deletes nothing there", model.id, model.model_path, Path(model_dir).resolve(),
-                                    extra=event("rl.model.refused", model_id=model.id))
-                removed = inside
+                outside = [m for m in removed if not _inside(m.model_path, model_dir)]
+                removed = [m for m in removed if m not in outside]
+                for model in outside:
+                    log.warning("model %d not pruned: its file %s is outside store.modelDir %s; rl-module "
+                                "deletes nothing there", model.id, model.model_path, Path(model_dir).resolve(),
+                                extra=event("rl.model.refused", model_id=model.id))
             if not dry_run:
                 db.executemany("DELETE FROM models WHERE id = ?", [(m.id,) for m in removed])
         if not dry_run:  # rows first, files after: a crash in between leaves a stray file, never a bad row

@@ -135,12 +135,17 @@ def new_run(config: Config) -> Run:
     return Run(run_id, directory)
 
 
+def _temporary_name(path: Path) -> Path:
+    """A name beside `path` for what becomes `path` by rename (hidden, unique to this process)."""
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(3)}")
+
+
 @contextmanager
 def atomic_file(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
     """A file that appears at `path` all at once when the block ends (temp name, fsync, rename, fsync the
     directory), or not at all: on any exception, a second signal's included, the temporary file goes."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(3)}")
+    temporary = _temporary_name(path)
     try:
         with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "wb") as handle:
             yield handle
@@ -198,7 +203,7 @@ def link_model(source: Path, target: Path) -> None:
         if not src.is_file():
             continue
         dst.parent.mkdir(parents=True, exist_ok=True)
-        temporary = dst.with_name(f".{dst.name}.tmp-{os.getpid()}-{secrets.token_hex(3)}")
+        temporary = _temporary_name(dst)
         os.link(src, temporary)
         os.replace(temporary, dst)
 
@@ -241,11 +246,24 @@ def find_run(config: Config) -> Run:
             raise config.refuse("train.resume", f"names no run: neither {Path(wanted).resolve()} nor "
                                 f"{(base / wanted).resolve()} is a run directory (with a {CONFIG_FILE})")
     try:
-        data = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
-        return Run(str(data["run"]), directory.resolve())
-    except (ValueError, KeyError, TypeError) as error:
-        raise config.refuse("train.resume", f"names {directory.resolve()}, whose {CONFIG_FILE} is not a run's "
-                                            f"configuration ({type(error).__name__}: {error})") from None
+        return Run(read_run_config(directory)["run"], directory.resolve())
+    except ValueError as error:
+        raise config.refuse("train.resume", f"names {directory.resolve()}, whose {error}") from None
+
+
+def read_run_config(directory: Path) -> dict[str, Any]:
+    """A run directory's config.json: {"run": id, "cwd": folder it started in, "options": {feature:
+    {option: {"value", "source"}}}}; ValueError when the file is not that."""
+    path = directory / CONFIG_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or not isinstance(data.get("run"), str) or not isinstance(
+                data.get("options"), dict):
+            raise ValueError("no run and options")
+        flatten(data["options"])  # each feature a mapping
+        return data
+    except (ValueError, AttributeError) as error:
+        raise ValueError(f"{CONFIG_FILE} is not a run's configuration ({error})") from None
 
 
 def run_config(model_path: str | Path) -> tuple[str, dict[str, Any]] | None:
@@ -254,17 +272,15 @@ def run_config(model_path: str | Path) -> tuple[str, dict[str, Any]] | None:
     path = Path(model_path).resolve()
     # A checkpoint's run is one folder up; any other model's is its own folder, never one further away.
     directory = path.parent.parent if path.parent.name == "checkpoints" else path.parent
-    candidate = directory / CONFIG_FILE
-    if not candidate.is_file():
+    if not (directory / CONFIG_FILE).is_file():
         return None
     try:
-        data = json.loads(candidate.read_text(encoding="utf-8"))
+        data = read_run_config(directory)
         values = {path: entry["value"] for path, entry in flatten(data["options"]).items()}
-        return str(data["run"]), values
-    except (ValueError, KeyError, TypeError, AttributeError):
-        log.warning("%s is not a run's configuration (no run and options): the model's options are not read "
-                    "from it", candidate)
+    except (ValueError, KeyError, TypeError) as error:
+        log.warning("%s/%s: the model's options are not read from it", directory, error)
         return None
+    return data["run"], values
 
 
 def logger(run: Run) -> Any:

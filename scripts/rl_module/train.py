@@ -69,17 +69,18 @@ def resume_config(config: Config) -> Config:
     """The configuration of the run train.resume names, from its config.json, with what may change taken
     from `config`; an option set now to another value that may not change is refused (exit 2)."""
     run = store.find_run(config)
-    data = json.loads((run.directory / store.CONFIG_FILE).read_text(encoding="utf-8"))
+    data = store.read_run_config(run.directory)
     recorded: dict[str, dict[str, Any]] = flatten(data["options"])
     started_in = Path(data.get("cwd", "."))
     spec = load_spec()
     settings: dict[str, Setting] = {}
     for path, now in config.settings.items():
         entry = recorded.get(path)
-        if entry is None or path == "train.resume":  # an option newer than the run keeps its value now
-            settings[path] = now if path != "train.resume" else Setting(str(run.directory), now.source)
+        if path == "train.resume":  # resolved once: the directory, whatever named it
+            settings[path] = Setting(str(run.directory), now.source)
             continue
-        if redact.masked(entry["value"]):  # a credential was never written down: it comes from now
+        # An option newer than the run keeps its value now; so does a credential, never written down.
+        if entry is None or redact.masked(entry["value"]):
             settings[path] = now
             continue
         value = coerce(entry["value"], spec.option(path).type)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..config import ALL_FEATURES, Command, Config, UsageError
+from ..infer import model_layer  # the named model's options, for --print-config too
 from . import run
 
 
@@ -58,14 +59,8 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--video", metavar="DIR", help="record every evaluation episode as MP4 in DIR")
 
 
-def _layer(config: Config) -> Config:
-    from ..infer import model_layer
-
-    return model_layer(config)
-
-
 COMMAND = Command(prog="rl-eval", description=__doc__.split("\n\n")[0], features=ALL_FEATURES, action=_eval,
-                  add_arguments=_arguments, layer=_layer)
+                  add_arguments=_arguments, layer=model_layer)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from ..config import ALL_FEATURES, Command, Config
+from ..infer import model_layer  # the named model's options, for --print-config too
 from . import EXIT_OK, EXIT_USAGE, run
 
 
@@ -66,14 +67,8 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--obs", metavar="JSON", help="one observation (or a batch) instead of stdin")
 
 
-def _layer(config: Config) -> Config:
-    from ..infer import model_layer
-
-    return model_layer(config)
-
-
 COMMAND = Command(prog="rl-infer", description=__doc__.split("\n\n")[0], features=ALL_FEATURES, action=_infer,
-                  add_arguments=_arguments, layer=_layer)
+                  add_arguments=_arguments, layer=model_layer)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
