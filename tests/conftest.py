@@ -17,6 +17,15 @@ MODULE_DIR = "Modules/Computation/Services/RL"
 BIN = Path(shutil.which("rl-train") or sys.executable).parent
 
 
+@pytest.fixture(autouse=True)
+def own_option_space(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process tests see only the options they set: a developer's own RL_* or OTEL_* variables would
+    otherwise change the configuration a test builds (and warn about names it does not know)."""
+    for name in list(os.environ):
+        if name.startswith(("RL_", "OTEL_")):
+            monkeypatch.delenv(name)
+
+
 def nix_eval(*args: str, cwd: Path = ROOT) -> object:
     """Evaluate with the real nix-instantiate and decode its JSON."""
     result = subprocess.run(["nix-instantiate", "--eval", "--strict", "--json", *args],

@@ -1,5 +1,5 @@
 """The Nix side: every .nix file parses; with real checkouts of nixpkgs lib and flake-parts (paths in
-RL_TEST_NIXPKGS_LIB and RL_TEST_FLAKE_PARTS, never committed), the NixOS and home-manager modules
+NIXPKGS_LIB_CHECKOUT and FLAKE_PARTS_CHECKOUT, never committed), the NixOS and home-manager modules
 evaluate with typed settings, refuse a wrong type naming the option, render exactly the environment the
 Python side parses back into the same configuration, and the flake evaluates through flake-parts."""
 
@@ -48,7 +48,7 @@ def test_the_lock_pins_every_input_of_the_flake(nix):
     assert lock["nodes"]["flake-parts"]["inputs"]["nixpkgs-lib"] == ["nixpkgs"]
 
 
-CHECKOUTS = {"RL_TEST_NIXPKGS_LIB": "nix-community/nixpkgs.lib", "RL_TEST_FLAKE_PARTS": "hercules-ci/flake-parts"}
+CHECKOUTS = {"NIXPKGS_LIB_CHECKOUT": "nix-community/nixpkgs.lib", "FLAKE_PARTS_CHECKOUT": "hercules-ci/flake-parts"}
 
 
 def checkout(variable: str) -> Path:
@@ -60,7 +60,7 @@ def checkout(variable: str) -> Path:
 
 
 def evaluate(nix, target: str, settings: dict[str, Any]) -> dict[str, Any]:
-    return nix(str(ROOT / "tests/nix/eval-module.nix"), "--arg", "nixpkgsLib", str(checkout("RL_TEST_NIXPKGS_LIB")),
+    return nix(str(ROOT / "tests/nix/eval-module.nix"), "--arg", "nixpkgsLib", str(checkout("NIXPKGS_LIB_CHECKOUT")),
                "--argstr", "target", target, "--argstr", "settings", json.dumps(settings))
 
 
@@ -110,8 +110,8 @@ def test_a_wrong_type_is_rejected_by_the_module_system_naming_the_option(nix, op
 
 
 def test_the_flake_evaluates_through_flake_parts(nix):
-    overrides = ["--override-input", "nixpkgs", f"path:{checkout('RL_TEST_NIXPKGS_LIB')}",
-                 "--override-input", "flake-parts", f"path:{checkout('RL_TEST_FLAKE_PARTS')}"]
+    overrides = ["--override-input", "nixpkgs", f"path:{checkout('NIXPKGS_LIB_CHECKOUT')}",
+                 "--override-input", "flake-parts", f"path:{checkout('FLAKE_PARTS_CHECKOUT')}"]
 
     def flake_eval(attribute: str, apply: str) -> Any:
         result = subprocess.run(
