@@ -7,8 +7,10 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import postgres as postgres_server
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,3 +51,36 @@ def command(name: str, *args: str, env: dict[str, str] | None = None, cwd: Path 
     environ.update(env or {})
     return subprocess.run([str(BIN / name), *args], capture_output=True, text=True, env=environ,
                           cwd=cwd, input=input, timeout=timeout, check=False)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[postgres_server.Server]:
+    """A real PostgreSQL server for the session (./dev test installs Debian's postgresql)."""
+    bin_dir = postgres_server.binaries()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL is not installed (./dev test installs Debian's postgresql)")
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        pytest.skip("psycopg is not installed (pip install -e '.[test]')")
+    server = postgres_server.Server(bin_dir).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def registry_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty registry target: a SQLite file, or a fresh database on the real PostgreSQL server."""
+    if request.param == "sqlite":
+        return str(tmp_path / "registry.db")
+    server = request.getfixturevalue("postgres")
+    return server.url(server.new_database())
+
+
+@pytest.fixture
+def postgres_password(registry_db: str, request: pytest.FixtureRequest) -> str:
+    """On PostgreSQL, the test server's password (which must appear nowhere); on SQLite, a string that
+    appears nowhere either."""
+    if "://" in registry_db:
+        return str(request.getfixturevalue("postgres").password)
+    return "no-password-on-sqlite"

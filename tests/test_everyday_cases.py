@@ -141,16 +141,17 @@ def test_algorithm_names_written_by_other_tools_compare_case_insensitively(tmp_p
         assert registry.best(algorithm="ppo").id == ids[0]
         assert [m.id for m in registry.models(algorithm="PPO")] == ids[:2]
         assert [m.id for m in registry.prune(keep_top_n=1, max_age_days=None, dry_run=True)] == [ids[1]]
-        plan = registry._db.execute("EXPLAIN QUERY PLAN SELECT * FROM models WHERE validated = 1 AND env_id = ? AND"
-                                    " lower(algorithm) = ? ORDER BY mean_reward DESC LIMIT 1",
-                                    ("CartPole-v1", "ppo")).fetchall()
+        plan = registry.db.execute("EXPLAIN QUERY PLAN SELECT * FROM models WHERE validated = TRUE AND mean_reward"
+                                   " IS NOT NULL AND env_id = ? AND lower(algorithm) = ? ORDER BY mean_reward DESC"
+                                   " LIMIT 1", ("CartPole-v1", "ppo")).fetchall()
         assert "idx_best_env_algorithm" in str([tuple(r) for r in plan])
 
-    listed = command("rl-registry-list", "--registry-db", str(db), "--algorithm", "ppo", "--json")
+    listed = command("rl-registry-list", "--registry-db", str(db), "--algorithm", "ppo", "--json", cwd=tmp_path)
     assert [m["id"] for m in json.loads(listed.stdout)] == ids[:2]
-    best = command("rl-load-best", "--registry-db", str(db), "--algorithm", "ppo")
+    best = command("rl-load-best", "--registry-db", str(db), "--algorithm", "ppo", cwd=tmp_path)
     assert best.returncode == 0 and best.stdout.strip() == str(model.resolve())
-    inferred = command("rl-infer", "--registry-db", str(db), "--algorithm", "ppo", "--obs", "[0, 0, 0, 0]")
+    inferred = command("rl-infer", "--registry-db", str(db), "--algorithm", "ppo", "--obs", "[0, 0, 0, 0]",
+                       cwd=tmp_path)
     assert inferred.returncode == 0 and json.loads(inferred.stdout) in (0, 1), inferred.stderr
     with sqlite3.connect(db) as connection:
         assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION

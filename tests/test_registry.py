@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from postgres import free_port
 
-from conftest import ROOT, command
+from conftest import BIN, ROOT, command
+from rl_module.databases import connect
 from rl_module.registry import SCHEMA_VERSION, Evaluation, Model, Registry, RegistryError, check_model, rules, verify
 
 SEED_SQL = """
@@ -38,6 +40,8 @@ CREATE INDEX idx_validated ON models(validated);
 """
 SEED_COLUMNS = ["id", "model_path", "algorithm", "env_id", "timestamp", "total_timesteps", "mean_reward",
                 "std_reward", "mean_episode_length", "hyperparams", "git_commit", "validated"]
+# The helpers call rl-registry-list for a PostgreSQL registry: the console scripts must be on nu's PATH.
+PATH = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
 NU_SCRIPT = ROOT / "Modules/Computation/Services/RL/Universe/Registry/Bindings/Scripts/default.nu"
 
 
@@ -57,39 +61,73 @@ def add(registry: Registry, tmp_path: Path, name: str, reward: float | None, *, 
 RELAXED = rules(0.0, 1, None, 0.1, "CartPole-v1")
 
 
-def test_the_seeds_table_and_indexes_are_the_contract(tmp_path):
-    Registry(tmp_path / "r.db").close()
-    db = sqlite3.connect(tmp_path / "r.db")
-    columns = [row[1] for row in db.execute("PRAGMA table_info(models)")]
-    assert columns[: len(SEED_COLUMNS)] == SEED_COLUMNS
-    indexes = {row[1] for row in db.execute("PRAGMA index_list(models)")}
-    assert {"idx_timestamp", "idx_mean_reward", "idx_validated"} <= indexes
-    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+def indexes(registry: Registry) -> set[str]:
+    if registry.path is not None:
+        return {row["name"] for row in registry.db.execute("PRAGMA index_list(models)")}
+    rows = registry.db.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'models'")
+    return {row["indexname"] for row in rows}
 
 
-def test_a_database_made_with_the_seeds_sql_is_migrated_in_place(tmp_path):
-    db = sqlite3.connect(tmp_path / "old.db")
-    db.executescript(SEED_SQL)
+def test_the_seeds_table_and_indexes_are_the_contract(registry_db):
+    with Registry(registry_db) as registry:
+        assert registry.db.columns("models")[: len(SEED_COLUMNS)] == SEED_COLUMNS
+        assert {"idx_timestamp", "idx_mean_reward", "idx_validated", "idx_best_env_algorithm"} <= indexes(registry)
+        assert registry.schema_version() == SCHEMA_VERSION
+        if registry.path is not None:
+            assert registry.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            assert registry.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        else:  # the migration state lives in the database, beside the tables it describes
+            versions = registry.db.execute("SELECT version FROM registry_schema").fetchall()
+            assert versions == [{"version": SCHEMA_VERSION}]
+            types = {r["column_name"]: r["data_type"] for r in registry.db.execute(
+                "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'models'")}
+            assert (types["mean_reward"], types["total_timesteps"], types["validated"]) == \
+                ("double precision", "bigint", "boolean")
+
+
+def test_a_database_made_with_the_seeds_sql_is_migrated_in_place(registry_db):
+    db = connect(registry_db)
+    for statement in SEED_SQL.split(";"):
+        if statement.strip():
+            db.execute(db.ddl(statement.split("--")[0] + statement.split("--")[1].split("\n", 1)[1]
+                              if "--" in statement else statement))
     db.execute("INSERT INTO models (model_path, algorithm, env_id, timestamp, mean_reward) "
                "VALUES ('m.zip', 'ppo', 'CartPole-v1', 1, 10.0)")
-    db.commit()
     db.close()
-    with Registry(tmp_path / "old.db") as registry:
+    with Registry(registry_db) as registry:
         assert registry.schema_version() == SCHEMA_VERSION
         (model,) = registry.models()
-        assert (model.model_path, model.mean_reward, model.sha256) == ("m.zip", 10.0, None)
+        assert (model.model_path, model.mean_reward, model.sha256, model.validated) == ("m.zip", 10.0, None, False)
         # A row without a checksum is never loaded.
         with pytest.raises(RegistryError, match="missing"):
             verify(model)
 
 
-def test_a_database_from_a_newer_version_is_refused(tmp_path):
-    db = sqlite3.connect(tmp_path / "new.db")
-    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+def test_a_database_from_a_newer_version_is_refused_and_left_as_it_was(registry_db):
+    Registry(registry_db).close()
+    db = connect(registry_db)
+    db.set_schema_version(SCHEMA_VERSION + 1)
     db.close()
     with pytest.raises(RegistryError, match="upgrade rl-module"):
-        Registry(tmp_path / "new.db")
+        Registry(registry_db)
+    db = connect(registry_db)
+    assert db.schema_version() == SCHEMA_VERSION + 1
+    db.close()
+
+
+def test_a_database_that_is_not_a_registry_is_refused_and_nothing_is_written(registry_db, tmp_path):
+    db = connect(registry_db)
+    db.execute("CREATE TABLE invoices (id INTEGER)")
+    db.close()
+    with pytest.raises(RegistryError, match="is not a registry: it holds other tables"):
+        Registry(registry_db)
+    db = connect(registry_db)
+    assert db.tables() == {"invoices"} and db.schema_version() == 0
+    db.execute("DROP TABLE invoices")
+    db.execute("CREATE TABLE models (id INTEGER, name TEXT)")  # a models table of someone else's
+    db.close()
+    with pytest.raises(RegistryError, match="is not a registry: its models table lacks model_path"):
+        Registry(registry_db)
 
 
 def model(mean: float | None, std: float = 1.0, length: float = 100.0, steps: int = 10_000) -> Model:
@@ -132,8 +170,8 @@ def test_the_threshold_defaults_to_the_envs_and_says_so():
     assert rules(100, 10, 3, 0.1, "CartPole-v1").min_reward_source == "registry.minReward"
 
 
-def test_best_is_the_validated_model_with_the_highest_reward_filtered_by_env_and_algorithm(tmp_path):
-    with Registry(tmp_path / "r.db") as registry:
+def test_best_is_the_validated_model_with_the_highest_reward_filtered_by_env_and_algorithm(registry_db, tmp_path):
+    with Registry(registry_db) as registry:
         a = add(registry, tmp_path, "a", 100.0)
         b = add(registry, tmp_path, "b", 300.0)
         c = add(registry, tmp_path, "c", 900.0)  # never validated
@@ -148,8 +186,8 @@ def test_best_is_the_validated_model_with_the_highest_reward_filtered_by_env_and
         assert len(registry.models()) == 5 and c
 
 
-def test_a_changed_or_missing_file_is_never_loaded(tmp_path):
-    with Registry(tmp_path / "r.db") as registry:
+def test_a_changed_or_missing_file_is_never_loaded(registry_db, tmp_path):
+    with Registry(registry_db) as registry:
         good = add(registry, tmp_path, "good", 100.0)
         better = add(registry, tmp_path, "better", 200.0)
         for model_id in (good, better):
@@ -166,8 +204,8 @@ def test_a_changed_or_missing_file_is_never_loaded(tmp_path):
         assert not validation.valid and validation.failing() == ["file"]
 
 
-def test_pruning_keeps_the_top_n_per_env_and_algorithm_and_always_the_best(tmp_path):
-    with Registry(tmp_path / "r.db") as registry:
+def test_pruning_keeps_the_top_n_per_env_and_algorithm_and_always_the_best(registry_db, tmp_path):
+    with Registry(registry_db) as registry:
         best = add(registry, tmp_path, "best", 100.0)
         registry.validate(best, RELAXED)
         higher_unvalidated = [add(registry, tmp_path, f"u{i}", 200.0 + i) for i in range(3)]
@@ -181,7 +219,7 @@ def test_pruning_keeps_the_top_n_per_env_and_algorithm_and_always_the_best(tmp_p
         assert kept == {best, higher_unvalidated[2], other}
         assert not (tmp_path / "u0.zip").exists() and (tmp_path / "best.zip").exists()
         # maxAge: everything is old, but the best validated model stays.
-        registry._db.execute("UPDATE models SET timestamp = ?", (int(time.time()) - 10 * 86_400,))
+        registry.db.execute("UPDATE models SET timestamp = ?", (int(time.time()) - 10 * 86_400,))
         registry.prune(None, 5)
         assert [m.id for m in registry.models()] == [best]
 
@@ -194,19 +232,106 @@ def test_registry_list_imports_neither_torch_nor_stable_baselines3(tmp_path):
     assert result.stdout.strip().endswith("[]")
 
 
-def test_registry_commands_on_unknown_ids_and_empty_registries(tmp_path):
-    db = str(tmp_path / "r.db")
-    result = command("rl-load-best", "--registry-db", db)
-    assert result.returncode == 1 and f"no registry at {db}" in result.stderr
-    Registry(db).close()  # an empty registry
-    result = command("rl-load-best", "--registry-db", db)
+def test_registry_commands_on_unknown_ids_and_empty_registries(registry_db, postgres_password):
+    result = command("rl-load-best", "--registry-db", registry_db)
+    nothing = f"no registry at {registry_db}" if "://" not in registry_db else "no registry in postgresql://rl:***@"
+    assert result.returncode == 1 and nothing in result.stderr, result.stderr
+    Registry(registry_db).close()  # an empty registry
+    result = command("rl-load-best", "--registry-db", registry_db)
     assert result.returncode == 1 and "no validated model" in result.stderr
-    result = command("rl-registry-validate", "42", "--registry-db", db)
+    result = command("rl-registry-validate", "42", "--registry-db", registry_db)
     assert result.returncode == 2 and "no model with id 42" in result.stderr
-    result = command("rl-registry-validate", "forty-two", "--registry-db", db)
+    result = command("rl-registry-validate", "forty-two", "--registry-db", registry_db)
     assert result.returncode == 2
-    result = command("rl-registry-prune", "--registry-db", db)
+    result = command("rl-registry-prune", "--registry-db", registry_db)
     assert result.returncode == 2 and "--keep-top-n" in result.stderr
+    result = command("rl-registry-list", "--json", env={"RL_REGISTRY_DB": registry_db})
+    assert result.returncode == 0 and json.loads(result.stdout) == []
+    assert postgres_password not in result.stdout + result.stderr
+
+
+def test_a_registry_on_postgresql_that_cannot_be_used_is_one_line_naming_the_option(postgres, tmp_path):
+    """Unreachable, misspelled, a wrong password, not a registry, from the future: each one line that names
+    registry.dbPath and where its value came from, with the password masked, within 5 s; nothing written."""
+    database = postgres.new_database()
+    Registry(postgres.url(database)).close()
+    newer = postgres.url(postgres.new_database())
+    with Registry(newer) as registry:
+        registry.db.set_schema_version(SCHEMA_VERSION + 1)
+    foreign = postgres.new_database()
+    postgres.admin("CREATE TABLE invoices (id INTEGER)", foreign)
+    postgres.admin("ALTER TABLE invoices OWNER TO rl", foreign)
+    port = free_port()
+    cases = {
+        f"postgresql://rl:{postgres.password}@127.0.0.1:{port}/rl": "Connection refused",
+        postgres.url("no_such_registry"): 'database "no_such_registry" does not exist',
+        postgres.url(database).replace(":" + postgres.password, ":wrong-" + postgres.password):
+            "password authentication failed",
+        postgres.url(foreign): "is not a registry: it holds other tables (invoices)",
+        newer: "upgrade rl-module",
+    }
+    for url, reason in cases.items():
+        ways = [("RL_REGISTRY_DB", {"RL_REGISTRY_DB": url}, [])] if "Connection refused" in reason else []
+        for how, env, flags in [*ways, ("--registry-db", {}, ["--registry-db", url])]:
+            started = time.monotonic()
+            result = command("rl-train", "--total-timesteps", "64", "--model-dir", str(tmp_path / "models"), *flags,
+                             env=env, cwd=tmp_path)
+            lines = result.stderr.strip().splitlines()
+            assert time.monotonic() - started < 5 + 10  # the 5 s budget, plus starting Python and gymnasium
+            assert result.returncode in (1, 2), result.stderr
+            assert any("option registry.dbPath from" in line and how in line and reason in line for line in lines), \
+                result.stderr
+            assert postgres.password not in result.stderr and "rl:***@" in result.stderr
+            assert not (tmp_path / "models").exists()  # refused before any run was written
+    assert postgres.admin("SELECT count(*) FROM invoices", foreign) == [(0,)]
+    tables = postgres.admin("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'", foreign)
+    assert tables == [("invoices",)]
+
+
+def test_libpq_passwords_come_from_pgpassword_and_pgpassfile(postgres, tmp_path):
+    url = postgres.url(postgres.new_database(), password=False)
+    result = command("rl-registry-list", "--registry-db", url, env={"PGPASSWORD": postgres.password}, cwd=tmp_path)
+    assert result.returncode == 1 and "no registry in" in result.stderr  # connected: an empty database
+    passfile = tmp_path / "pgpass"
+    passfile.write_text(f"127.0.0.1:{postgres.port}:*:rl:{postgres.password}\n")
+    passfile.chmod(0o600)
+    Registry(postgres.url(url.rsplit("/", 1)[1])).close()
+    result = command("rl-registry-list", "--json", "--registry-db", url, env={"PGPASSFILE": str(passfile)},
+                     cwd=tmp_path)
+    assert result.returncode == 0 and json.loads(result.stdout) == [], result.stderr
+    result = command("rl-registry-list", "--registry-db", url, env={"PGPASSFILE": str(tmp_path / "none")}, cwd=tmp_path)
+    assert result.returncode == 1 and "registry.dbPath from flag --registry-db: cannot connect to postgresql://rl@" \
+        in result.stderr
+
+
+def _register_many(target: str, folder: str, prefix: str, count: int) -> None:
+    """One writer process: `count` models, each with an evaluation, a validation and a prune."""
+    with Registry(target) as registry:
+        for i in range(count):
+            path = Path(folder) / f"{prefix}-{i}.zip"
+            path.write_bytes(f"{prefix}{i}".encode())
+            model_id = registry.register(model_path=path, sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+                                         algorithm="ppo", env_id="CartPole-v1", total_timesteps=1000, run_id=prefix,
+                                         kind="checkpoint", hyperparams=None, git_commit=None,
+                                         evaluation=Evaluation(float(i), 0.1, 10.0, 10))
+            registry.record_evaluation(prefix, i, Evaluation(float(i), 0.1, 10.0, 10))
+            registry.validate(model_id, RELAXED)
+            registry.prune(None, 365)
+
+
+def test_concurrent_writer_processes_lose_nothing(registry_db, tmp_path):
+    Registry(registry_db).close()
+    writers = [subprocess.Popen([sys.executable, "-c", "import sys; sys.path.insert(0, 'tests'); "
+                                 "from test_registry import _register_many; "
+                                 f"_register_many({registry_db!r}, {str(tmp_path)!r}, 'w{n}', 40)"], cwd=ROOT)
+               for n in range(4)]
+    assert [w.wait(timeout=120) for w in writers] == [0, 0, 0, 0]
+    with Registry(registry_db) as registry:
+        models = registry.models()
+        assert len(models) == 160 and len({m.id for m in models}) == 160
+        assert sum(m.validated for m in models) == 4 * 39  # a mean reward of 0 is never stable
+        assert all(len(registry.history(f"w{n}", None)) == 40 for n in range(4))
+        assert registry.best().mean_reward == 39.0
 
 
 @pytest.fixture(scope="session")
@@ -218,8 +343,8 @@ def nu() -> str:
 
 
 @pytest.mark.service
-def test_nushell_helpers_list_best_and_report_over_the_same_database(nu, tmp_path):
-    db = tmp_path / "r.db"
+def test_nushell_helpers_list_best_and_report_over_the_same_database(nu, registry_db, tmp_path):
+    db = registry_db
     with Registry(db) as registry:
         ids = [add(registry, tmp_path, f"m{i}", float(r)) for i, r in enumerate((50, 400, 300))]
         for model_id in ids[:2]:
@@ -228,7 +353,7 @@ def test_nushell_helpers_list_best_and_report_over_the_same_database(nu, tmp_pat
 
     def nu_json(expression: str) -> object:
         result = subprocess.run([nu, "-c", f"use {NU_SCRIPT} *; {expression} | to json -r"],
-                                capture_output=True, text=True, check=False, env={"RL_REGISTRY_DB": str(db)})
+                                capture_output=True, text=True, check=False, env={"RL_REGISTRY_DB": db, "PATH": PATH})
         assert result.returncode == 0, result.stderr
         return json.loads(result.stdout)
 
@@ -242,12 +367,12 @@ def test_nushell_helpers_list_best_and_report_over_the_same_database(nu, tmp_pat
     assert {row["rule"]: row["passed"] for row in report}["reward"] is False
     (tmp_path / "m1.zip").write_bytes(b"tampered")
     result = subprocess.run([nu, "-c", f"use {NU_SCRIPT} *; registry best --db {db}"], capture_output=True, text=True,
-                            check=False)
+                            check=False, env={"PATH": PATH})
     assert result.returncode != 0 and "does not match its recorded checksum" in result.stderr
     # A script file of the user's, in another folder, finds the helpers as the README says: by the library path.
     script = tmp_path / "elsewhere" / "my-report.nu"
     script.parent.mkdir()
     script.write_text(f"use default.nu *\nregistry list --db {db} --algorithm PPO | length | print\n")
     found = subprocess.run([nu, "--include-path", str(NU_SCRIPT.parent), str(script)], capture_output=True,
-                           text=True, check=False, cwd=script.parent)
+                           text=True, check=False, cwd=script.parent, env={"PATH": PATH})
     assert found.returncode == 0 and found.stdout.strip() == "3", found.stderr  # algorithm names ignore case

@@ -269,7 +269,7 @@ def test_hotswap_survives_a_model_that_fails_to_load_and_serves_the_next_good_on
                                          "custom_parts:TinyEncoder"), 200.0)
     finally:
         sys.path.remove(str(ROOT / "tests"))
-    server = Server(db, cwd=tmp_path)
+    server = Server(db, "--model-dir", str(tmp_path), cwd=tmp_path)  # every model of this test lies under it
     try:
         assert server.get("/model")["id"] == first  # the broken best was refused at start, the next one serves
         good = register(db, train_file(tmp_path / "c", capsys, 3), 300.0)

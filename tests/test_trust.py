@@ -67,7 +67,8 @@ def test_statistics_without_a_recorded_checksum_are_refused(validated, tmp_path)
     db, model_id, result = validated
     with sqlite3.connect(db) as connection:  # a row written by an older rl-module, or another tool
         connection.execute("UPDATE models SET stats_sha256 = NULL WHERE id = ?", (model_id,))
-    done = command("rl-infer", "--registry-db", str(db), "--model-id", str(model_id), "--obs", "[0, 0, 0, 0]")
+    done = command("rl-infer", "--registry-db", str(db), "--model-id", str(model_id), "--obs", "[0, 0, 0, 0]",
+                   cwd=tmp_path)
     assert done.returncode == 1 and "the registry recorded no checksum for it" in done.stderr
 
 
@@ -79,7 +80,8 @@ def test_a_file_replaced_after_its_check_is_not_what_gets_loaded(validated, tmp_
 
     db, model_id, result = validated
     path = Path(result["model_path"])
-    config, _ = COMMAND.configure(["--model-id", str(model_id), "--registry-db", str(db)], {})
+    config, _ = COMMAND.configure(["--model-id", str(model_id), "--registry-db", str(db), "--model-dir",
+                                   str(tmp_path / "models")], {})
     with Registry(db) as registry:
         files = read_verified(registry.get(model_id))
     marker = tmp_path / "payload-ran"
@@ -98,7 +100,8 @@ def test_a_file_replaced_after_its_check_is_not_what_gets_loaded(validated, tmp_
     # And the next load by id refuses the replaced file outright.
     with Registry(db) as registry, pytest.raises(RegistryError, match="does not match the checksum"):
         read_verified(registry.get(model_id))
-    done = command("rl-infer", "--registry-db", str(db), "--model-id", str(model_id), "--obs", "[0, 0, 0, 0]")
+    done = command("rl-infer", "--registry-db", str(db), "--model-id", str(model_id), "--obs", "[0, 0, 0, 0]",
+                   cwd=tmp_path)
     assert done.returncode == 1 and not marker.exists()
 
 
@@ -203,7 +206,7 @@ def test_every_bad_observation_is_a_4xx_and_stdin_goes_on_after_a_bad_line(valid
     from test_serve import Server
 
     db, model_id, result = validated
-    done = command("rl-infer", "--registry-db", str(db), "--model-id", str(model_id),
+    done = command("rl-infer", "--registry-db", str(db), "--model-id", str(model_id), cwd=tmp_path,
                    input="[0, 0, 0, 0]\n[1e400, 0, 0, 0]\n[NaN, 0, 0, 0]\n" + "[" * 50_000 + "\n[0, 0, 0, 0]\n")
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     assert done.returncode == 2 and len(lines) == 5

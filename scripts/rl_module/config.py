@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+from . import redact
 from . import spec as spec_module
 from .spec import Option, Spec
 
@@ -118,7 +119,7 @@ class Config:
         """A value that parsed but cannot work (an unknown env, an algorithm that does not fit the action
         space): the same one-line shape as a bad value, naming the option and where it came from."""
         value = self[path]
-        shown = list(value) if isinstance(value, tuple) else value
+        shown = redact.value(list(value) if isinstance(value, tuple) else value)
         return UsageError(f"option {path} from {self.source(path)}: {shown!r} {reason}")
 
     def replace(self, path: str, value: Any, source: str) -> Config:

@@ -58,12 +58,12 @@ def locate(config: Config, *, load_best: bool = False) -> Located:
         if model_id is not None:
             model = registry.get(model_id)
             if model is None:
-                raise config.refuse("infer.modelId", f"is not in the registry {config.registry.dbPath}")
-            files = read_verified(model)
+                raise config.refuse("infer.modelId", f"is not in the registry {registry.where}")
+            files = read_verified(model, registry.files)
         else:
             best = registry.best_loadable(config.given("env.envId"), config.given("agent.algorithm"))
             if best is None:
-                raise NoModel(f"no validated model in the registry {config.registry.dbPath}"
+                raise NoModel(f"no validated model in the registry {registry.where}"
                                     + _filter_note(config))
             model, files = best
     layered = _with_run(config, _flat(model.hyperparams), f"registry model {model.id}")

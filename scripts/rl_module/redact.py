@@ -32,7 +32,10 @@ def url(text: str) -> str:
     if "@" in netloc:
         userinfo, host = netloc.rsplit("@", 1)
         user = userinfo.split(":", 1)[0]
-        netloc = f"{user}:{MASK}@{host}" if ":" in userinfo else f"{MASK}@{host}"
+        # A lone user name is a role where passwords live elsewhere (PostgreSQL's PGPASSFILE); elsewhere
+        # it may be a token (https://TOKEN@host).
+        lone = user if parts.scheme in ("postgresql", "postgres") else MASK
+        netloc = f"{user}:{MASK}@{host}" if ":" in userinfo else f"{lone}@{host}"
     query = parts.query
     if query:
         pairs = parse_qsl(query, keep_blank_values=True)

@@ -15,24 +15,24 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import sqlite3
 import statistics
 import subprocess
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from .config import Config, Failure
+from .databases import Database, Unavailable, connect, is_url
 from .logs import event
 from .obs import stats_path
 from .store import ModelBytes, Run, SavedModel, link_model, replay_path, saved_timesteps
 
 log = logging.getLogger(__name__)
 
-BUSY_TIMEOUT_S = 30.0
 DAY_S = 86_400
 
 # Each migration is a list of statements, applied once, in order, in one transaction.
@@ -260,11 +260,64 @@ def git_commit(directory: str | Path = ".") -> str | None:
     return head + ("-dirty" if dirty else "") if head else None
 
 
-def read_verified(model: Model) -> ModelBytes:
+@dataclass(frozen=True)
+class ModelFiles:
+    """Where this host reads model files from: store.modelDir (what it trained) and store.cacheDir (copies
+    of models trained elsewhere, fetched from the store that recorded them). A row naming a file outside
+    both folders is read from its remote copy, or refused: the registry's paths are data, not orders."""
+
+    model_dir: Path
+    cache_dir: Path
+    fetch: Callable[[str, Path], None]  # remote URI -> local file (store.fetch with this host's store options)
+
+    @classmethod
+    def of(cls, config: Config) -> ModelFiles:
+        from .store import fetch
+
+        model_dir = Path(config.store.modelDir).resolve()
+        cache_dir = Path(config.store.cacheDir).resolve() if config.store.cacheDir else model_dir / "fetched"
+        return cls(model_dir, cache_dir, lambda uri, target: fetch(config, uri, target))
+
+    def locate(self, model: Model) -> Path:
+        path = Path(model.model_path)
+        if path.is_file() and any(_inside(model.model_path, folder) for folder in (self.model_dir, self.cache_dir)):
+            return path
+        if model.remote_uri is not None:
+            return self._fetched(model)
+        if path.is_file():
+            raise RegistryError(f"model {model.id} refused: its file {path} is outside store.modelDir {self.model_dir}"
+                                f" and store.cacheDir {self.cache_dir}, and it has no remote copy; rl-module loads "
+                                "models only from those folders (set store.modelDir to where it was trained)")
+        raise RegistryError(f"model {model.id} refused: its file {path} is not on this host and it has no remote "
+                            "copy (store.backend s3 or mlflow records one when the run ends)")
+
+    def _fetched(self, model: Model) -> Path:
+        """The remote copy (and its statistics) in the cache, under the registered checksum: a copy already
+        there is used again, and it is checked like any file before loading."""
+        if model.sha256 is None:
+            raise RegistryError(f"model {model.id} refused: the registry has no checksum for it")
+        folder = self.cache_dir / model.sha256
+        target = folder / Path(model.model_path).name
+        uri = str(model.remote_uri)
+        try:
+            if not target.is_file():
+                self.fetch(uri, target)
+            stats = stats_path(target)
+            if model.stats_sha256 is not None and not stats.is_file():
+                self.fetch(uri.rsplit("/", 1)[0] + "/" + stats.name, stats)
+        except Exception as error:  # the store's own message: missing object, no credentials, server down
+            raise RegistryError(f"model {model.id} refused: its file is not on this host and fetching {uri} "
+                                f"failed: {type(error).__name__}: {error}") from None
+        return target
+
+
+def read_verified(model: Model, files: ModelFiles | None = None) -> ModelBytes:
     """The model's file and the statistics beside it, read once and loaded from those very bytes, if they
     are the bytes that were registered; RegistryError otherwise. A file the model needs without a
-    recorded checksum is refused too: unpickling unchecked bytes would run whatever they say."""
-    path = Path(model.model_path)
+    recorded checksum is refused too: unpickling unchecked bytes would run whatever they say. With
+    `files`, the file is looked for only where this host keeps models, and fetched from its remote copy
+    when it is not here."""
+    path = files.locate(model) if files is not None else Path(model.model_path)
     if not path.is_file():
         raise RegistryError(f"model {model.id} refused: its file {path} is missing")
     if model.sha256 is None:
@@ -286,39 +339,61 @@ def read_verified(model: Model) -> ModelBytes:
     return ModelBytes(path, data, stats)
 
 
-def verify(model: Model) -> Path:
+def verify(model: Model, files: ModelFiles | None = None) -> Path:
     """The model's file, if it and its statistics are the very files that were registered; RegistryError
     otherwise. (A check; loading goes through read_verified, which loads the bytes it checked.)"""
-    return read_verified(model).path
+    return read_verified(model, files).path
+
+
+def open_registry(config: Config, *, create: bool = True) -> Registry:
+    """The registry registry.dbPath names, its model files found through store.modelDir or fetched into
+    the cache. A command that only reads (create=False) does not create one: an empty registry would only
+    hide the mistake. Every problem is one line naming the option, where its value came from (any password
+    masked), and what to do."""
+    target = config.registry.dbPath
+    origin = f"registry.dbPath from {config.source('registry.dbPath')}"
+    hint = "point --registry-db or RL_REGISTRY_DB at the registry your runs write"
+    if not is_url(target) and not create and not Path(target).is_file():
+        raise NoModel(f"no registry at {Path(target).resolve()} ({origin}): nothing was recorded there; {hint}")
+    try:
+        registry = Registry(target, create=create)
+    except NoModel as error:
+        raise NoModel(f"{error} ({origin}); {hint}") from None
+    except RegistryError as error:
+        advice = ("; check that the server runs, and the URL's host, port, database, user and password "
+                  "(or PGPASSWORD, PGPASSFILE, PGSERVICEFILE)" if is_url(target) and "schema version" not in str(error)
+                  and "not a registry" not in str(error) else "")
+        raise RegistryError(f"option {origin}: {error}{advice}") from None
+    if "store.modelDir" in config.settings:  # a command that loads or checks model files (not rl-registry-list)
+        registry.files = ModelFiles.of(config)
+    return registry
 
 
 def existing(config: Config) -> Registry:
-    """The registry registry.dbPath names, for a command that only reads it: a missing file is not
-    created (an empty registry would only hide the mistake) but reported, with where it was looked for."""
-    path = Path(config.registry.dbPath)
-    if not path.is_file():
-        raise NoModel(f"no registry at {path.resolve()} (registry.dbPath from {config.source('registry.dbPath')}): "
-                      "nothing was recorded there; point --registry-db or RL_REGISTRY_DB at the registry your "
-                      "runs write")
-    return Registry(path)
+    """The registry, for a command that only reads it (NoModel when there is none)."""
+    return open_registry(config, create=False)
 
 
 class Registry:
-    """One connection to the registry database."""
+    """One connection to the registry: a SQLite file or a PostgreSQL URL (see databases.py)."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        if self.path.parent != Path(""):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-        self._retrying(lambda: self._db.execute("PRAGMA journal_mode = WAL"))
-        self._db.execute("PRAGMA synchronous = NORMAL")  # durable enough in WAL; files are fsynced anyway
-        self._migrate()
+    def __init__(self, target: str | Path, *, create: bool = True) -> None:
+        self.target = str(target)
+        try:
+            self.db: Database = connect(target)
+        except Unavailable as error:
+            raise RegistryError(str(error)) from None
+        self.where = self.db.where
+        self.files: ModelFiles | None = None  # set by open_registry: where this host reads model files
+        self.path = Path(target) if not is_url(target) else None
+        try:
+            self._migrate(create)
+        except BaseException:
+            self.db.close()
+            raise
 
     def close(self) -> None:
-        self._db.close()
+        self.db.close()
 
     def __enter__(self) -> Registry:
         return self
@@ -328,50 +403,47 @@ class Registry:
 
     # -- plumbing ---------------------------------------------------------------------------------
 
-    @staticmethod
-    def _retrying(operation: Any) -> Any:
-        """Run `operation`, waiting out a lock beyond the busy timeout's reach (WAL recovery, a
-        journal-mode switch by another process), so that "database is locked" never reaches a user."""
-        deadline = time.monotonic() + BUSY_TIMEOUT_S
-        delay = 0.01
-        while True:
-            try:
-                return operation()
-            except sqlite3.OperationalError as error:
-                if "locked" not in str(error) and "busy" not in str(error) or time.monotonic() > deadline:
-                    raise
-                time.sleep(delay)
-                delay = min(delay * 2, 0.5)
-
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        self._retrying(lambda: self._db.execute("BEGIN IMMEDIATE"))
+    def _write(self) -> Iterator[Database]:
+        self.db.begin()
         try:
-            yield self._db
+            yield self.db
         except BaseException:
-            self._db.execute("ROLLBACK")
+            self.db.rollback()
             raise
-        self._db.execute("COMMIT")
+        self.db.commit()
 
-    def _migrate(self) -> None:
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+    def _migrate(self, create: bool) -> None:
+        version = self.db.schema_version()
         if version > SCHEMA_VERSION:
-            raise RegistryError(f"registry {self.path} has schema version {version}; this rl-module knows up to "
-                                f"{SCHEMA_VERSION}: upgrade rl-module")
+            raise RegistryError(f"the registry {self.where} has schema version {version}; this rl-module knows up "
+                                f"to {SCHEMA_VERSION}: upgrade rl-module")
         if version == SCHEMA_VERSION:
             return
+        tables = self.db.tables()
+        if "models" in tables:
+            missing = [c for c in COLUMNS[:12] if c not in self.db.columns("models")]
+            if missing:
+                raise RegistryError(f"{self.where} is not a registry: its models table lacks {', '.join(missing)}")
+        elif tables - {"evaluations", "registry_schema"}:
+            raise RegistryError(f"{self.where} is not a registry: it holds other tables ({', '.join(sorted(tables))})"
+                                " and no models table; give the registry a database of its own")
+        elif not create:
+            raise NoModel(f"no registry in {self.where}: nothing was recorded there")
         with self._write() as db:
-            version = db.execute("PRAGMA user_version").fetchone()[0]  # another process may have migrated
+            db.lock_migrations()
+            version = db.schema_version()  # another process may have migrated meanwhile
             for number in range(version, SCHEMA_VERSION):
                 for statement in MIGRATIONS[number]:
-                    db.execute(statement)
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                    db.execute(db.ddl(statement))
+            if version < SCHEMA_VERSION:
+                db.set_schema_version(SCHEMA_VERSION)
 
     def schema_version(self) -> int:
-        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        return self.db.schema_version()
 
     @staticmethod
-    def _model(row: sqlite3.Row | None) -> Model | None:
+    def _model(row: Any) -> Model | None:
         if row is None:
             return None
         values = {name: row[name] for name in COLUMNS}
@@ -389,14 +461,15 @@ class Registry:
             cursor = db.execute(
                 "INSERT INTO models (model_path, algorithm, env_id, timestamp, total_timesteps, mean_reward,"
                 " std_reward, mean_episode_length, hyperparams, git_commit, validated, sha256, run_id, kind,"
-                " eval_episodes, stats_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)",
+                " eval_episodes, stats_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, FALSE, ?, ?, ?, ?, ?)"
+                " RETURNING id",
                 (str(Path(model_path).resolve()), algorithm, env_id, int(time.time()), total_timesteps,
                  evaluation.mean_reward if evaluation else None, evaluation.std_reward if evaluation else None,
                  evaluation.mean_episode_length if evaluation else None,
                  json.dumps(hyperparams) if hyperparams is not None else None, git_commit, sha256, run_id, kind,
                  evaluation.episodes if evaluation else None, stats_sha256),
             )
-            return int(cursor.lastrowid or 0)
+            return int(cursor.fetchone()["id"])
 
     def set_evaluation(self, model_id: int, evaluation: Evaluation) -> None:
         with self._write() as db:
@@ -427,15 +500,15 @@ class Registry:
         """Mean rewards of the run's evaluations up to `up_to` timesteps, oldest first."""
         if run_id is None:
             return []
-        rows = self._db.execute("SELECT mean_reward FROM evaluations WHERE run_id = ? AND timesteps <= ?"
+        rows = self.db.execute("SELECT mean_reward FROM evaluations WHERE run_id = ? AND timesteps <= ?"
                                 " ORDER BY timesteps, id", (run_id, up_to if up_to is not None else 2**62))
-        return [float(r[0]) for r in rows]
+        return [float(r["mean_reward"]) for r in rows]
 
     def get(self, model_id: int) -> Model | None:
-        return self._model(self._db.execute("SELECT * FROM models WHERE id = ?", (model_id,)).fetchone())
+        return self._model(self.db.execute("SELECT * FROM models WHERE id = ?", (model_id,)).fetchone())
 
     def at(self, run_id: str, timesteps: int, kind: str = "checkpoint") -> Model | None:
-        return self._model(self._db.execute(
+        return self._model(self.db.execute(
             "SELECT * FROM models WHERE run_id = ? AND total_timesteps = ? AND kind = ? ORDER BY id DESC LIMIT 1",
             (run_id, timesteps, kind)).fetchone())
 
@@ -447,13 +520,13 @@ class Registry:
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        return [m for m in map(self._model, self._db.execute(sql, params)) if m is not None]
+        return [m for m in map(self._model, self.db.execute(sql, params)) if m is not None]
 
     @staticmethod
     def _filters(validated: bool, env_id: str | None, algorithm: str | None) -> tuple[str, list[Any]]:
         clauses, params = [], []
         if validated:
-            clauses.append("validated = 1")
+            clauses.append("validated = TRUE AND mean_reward IS NOT NULL")
         if env_id is not None:
             clauses.append("env_id = ?")
             params.append(env_id)
@@ -465,7 +538,7 @@ class Registry:
     def best(self, env_id: str | None = None, algorithm: str | None = None) -> Model | None:
         """The hotswap query: the validated model with the highest mean reward."""
         where, params = self._filters(True, env_id, algorithm)
-        return self._model(self._db.execute(
+        return self._model(self.db.execute(
             f"SELECT * FROM models{where} ORDER BY mean_reward DESC LIMIT 1", params).fetchone())
 
     def best_loadable(self, env_id: str | None = None,
@@ -475,7 +548,7 @@ class Registry:
         offset = 0
         while True:
             where, params = self._filters(True, env_id, algorithm)
-            rows = self._db.execute(f"SELECT * FROM models{where} ORDER BY mean_reward DESC LIMIT 16 OFFSET ?",
+            rows = self.db.execute(f"SELECT * FROM models{where} ORDER BY mean_reward DESC LIMIT 16 OFFSET ?",
                                     [*params, offset]).fetchall()
             if not rows:
                 return None
@@ -483,32 +556,36 @@ class Registry:
                 if model is None:
                     continue
                 try:
-                    return model, read_verified(model)
+                    return model, read_verified(model, self.files)
                 except RegistryError as error:
                     log.warning("%s", error, extra=event("rl.model.refused", model_id=model.id))
             offset += len(rows)
 
-    def data_version(self) -> int:
-        """Changes when another connection commits (a cheap poll for hotswap)."""
-        return int(self._db.execute("PRAGMA data_version").fetchone()[0])
+    def wait_for_change(self, timeout: float, stop: threading.Event) -> bool:
+        """Whether the best model may have changed, after at most `timeout` seconds (False on a stop):
+        PostgreSQL's NOTIFY at once, SQLite's commit counter polled."""
+        return self.db.wait_for_change(timeout, stop)
 
     # -- validation -------------------------------------------------------------------------------
 
     def validate(self, model_id: int, rules: Rules) -> Validation:
-        """Check the rules and record the outcome (validated = 1 only when every rule holds)."""
+        """Check the rules and record the outcome (validated only when every rule holds); a validation that
+        may change the best model is announced to the servers that listen."""
         model = self.get(model_id)
         if model is None:
-            raise RegistryError(f"no model with id {model_id} in {self.path}")
+            raise RegistryError(f"no model with id {model_id} in {self.where}")
         try:
-            verify(model)
-            file_check = Check("file", True, f"{model.model_path} matches its recorded sha256")
+            path = verify(model, self.files)
+            file_check = Check("file", True, f"{path} matches its recorded sha256")
         except RegistryError as error:
             file_check = Check("file", False, str(error).split(": ", 1)[1])
         checks = (file_check, *check_model(model, rules, self.history(model.run_id, model.total_timesteps)))
         validation = Validation(model_id, all(c.passed for c in checks), checks, rules)
         with self._write() as db:
             db.execute("UPDATE models SET validated = ?, validation = ? WHERE id = ?",
-                       (int(validation.valid), json.dumps(validation.as_dict()), model_id))
+                       (validation.valid, json.dumps(validation.as_dict()), model_id))
+            if validation.valid or model.validated:
+                db.announce()
         if validation.valid:
             log.info("model %d validated", model_id, extra=event("rl.model.validated", model_id=model_id))
         else:
@@ -527,21 +604,21 @@ class Registry:
         if keep_top_n is None and max_age_days is None:
             return []
         with self._write() as db:
-            protected = {r[0] for r in db.execute(
-                "SELECT id FROM models m WHERE validated = 1 AND id = (SELECT id FROM models WHERE validated = 1"
+            protected = {r["id"] for r in db.execute(
+                "SELECT id FROM models m WHERE validated = TRUE AND id = (SELECT id FROM models WHERE validated = TRUE"
                 " AND env_id = m.env_id AND lower(algorithm) = lower(m.algorithm) ORDER BY mean_reward DESC LIMIT 1)")}
             overall = self.best()
             if overall is not None:
                 protected.add(overall.id)
             # A stopped run's newest model is what it resumes from: it stays until the run goes past it.
-            protected.update(r[0] for r in db.execute(
+            protected.update(r["id"] for r in db.execute(
                 "SELECT id FROM models m WHERE kind = 'interrupted' AND NOT EXISTS (SELECT 1 FROM models n"
                 " WHERE n.run_id = m.run_id AND n.total_timesteps > m.total_timesteps)"))
             doomed: dict[int, Model] = {}
             if keep_top_n is not None:
                 rows = db.execute(
                     "SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY env_id, lower(algorithm) ORDER BY"
-                    " mean_reward IS NULL, mean_reward DESC, id DESC) AS rank FROM models) WHERE rank > ?",
+                    " mean_reward IS NULL, mean_reward DESC, id DESC) AS rank FROM models) AS ranked WHERE rank > ?",
                     (keep_top_n,))
                 doomed.update((m.id, m) for m in map(self._model, rows) if m is not None)
             if max_age_days is not None:
@@ -557,7 +634,8 @@ class Registry:
                                 "deletes nothing there", model.id, model.model_path, Path(model_dir).resolve(),
                                 extra=event("rl.model.refused", model_id=model.id))
             if not dry_run:
-                db.executemany("DELETE FROM models WHERE id = ?", [(m.id,) for m in removed])
+                for model in removed:
+                    db.execute("DELETE FROM models WHERE id = ?", (model.id,))
         if not dry_run:  # rows first, files after: a crash in between leaves a stray file, never a bad row
             for model in removed:
                 _remove_files(model.model_path)
@@ -584,7 +662,7 @@ class Recorder:
     def __init__(self, config: Config, run_id: str) -> None:
         self.config = config
         self.run_id = run_id
-        self.registry = Registry(config.registry.dbPath)
+        self.registry = open_registry(config)
         self.rules = rules_for(config, config.env.envId)
         self.git_commit = git_commit()
         self.hyperparams = config.public_values()

@@ -15,11 +15,14 @@ CI machine the standard library's ThreadingHTTPServer reached the target with on
 but fell behind at four and more (its connection threads queue on the GIL), while uvicorn's single
 event loop kept its p99 under 3 ms at eight.
 
-Hotswap: a watcher thread polls the registry (PRAGMA data_version, which changes only when another
-connection commits) every infer.pollInterval seconds; when the best validated model changes it loads
-the new one beside the old and then replaces one reference. A request holds the Predictor it started
-with, so in-flight requests finish on the old model and none fails during a swap. A new best whose file
-is missing or changed is refused (logged) and the old model keeps serving.
+Hotswap: a watcher thread learns of a possible new best from the registry: on PostgreSQL at once
+(LISTEN for the NOTIFY a validation sends, with a look every infer.pollInterval seconds as the
+fallback), on SQLite by polling PRAGMA data_version (which changes only when another connection
+commits) every infer.pollInterval seconds. A model trained on another host is fetched from its store's
+copy. When the best validated model changes it loads the new one beside the old and then replaces one
+reference. A request holds the Predictor it started with, so in-flight requests finish on the old model
+and none fails during a swap. A new best whose file is missing or changed is refused (logged) and the
+old model keeps serving.
 """
 
 from __future__ import annotations
@@ -30,13 +33,13 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from . import redact
 from .config import Config
 from .infer import Located, Predictor, locate
 from .logs import event
-from .registry import Model, Registry
+from .registry import Model, NoModel, Registry, RegistryError, open_registry
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +76,11 @@ class Hotswap:
 
     def start(self) -> None:
         if self.follow_best:
-            path = Path(self.config.registry.dbPath)
-            if self.current is None and path.is_file():  # the first model, before the first request
-                with Registry(path) as registry:
-                    self._check_safely(registry)
+            if self.current is None:  # the first model, before the first request
+                registry = self._open()
+                if registry is not None:
+                    with registry:
+                        self._check_safely(registry)
             self._thread = threading.Thread(target=self._watch, name="rl-hotswap", daemon=True)
             self._thread.start()
 
@@ -90,22 +94,41 @@ class Hotswap:
         given = [f"{p}={self.config.given(p)}" for p in ("env.envId", "agent.algorithm")
                  if self.config.given(p) is not None]
         return (f"no model loaded yet: waiting for the first validated model in the registry "
-                f"{self.config.registry.dbPath}" + (f" for {', '.join(given)}" if given else ""))
+                f"{redact.url(self.config.registry.dbPath)}" + (f" for {', '.join(given)}" if given else ""))
+
+    def _open(self) -> Registry | None:
+        """The registry, or None while there is none yet (a new host: it appears when something is
+        first trained) or it cannot be reached (said in /healthz; tried again)."""
+        try:
+            return open_registry(self.config, create=False)
+        except NoModel:
+            return None
+        except RegistryError as error:
+            self.last_error = str(error)
+            log.warning("%s", error, extra=event("rl.error", route="hotswap"))
+            return None
 
     def _watch(self) -> None:
-        path = Path(self.config.registry.dbPath)
-        while not path.is_file():  # a new host: the registry appears when something is first trained
-            if self._stop.wait(self.config.infer.pollInterval):
-                return
-        with Registry(path) as registry:
-            seen = registry.data_version()
-            if self.current is None:  # it may have appeared between locate() and now
-                self._check_safely(registry)
-            while not self._stop.wait(self.config.infer.pollInterval):
-                version = registry.data_version()
-                if version != seen:
-                    seen = version
-                    self._check_safely(registry)
+        """Look again at every change the registry announces (PostgreSQL's NOTIFY at once; SQLite's commit
+        counter every infer.pollInterval), and at least every pollInterval on PostgreSQL; reconnect after
+        a lost connection."""
+        interval = self.config.infer.pollInterval
+        while not self._stop.is_set():
+            registry = self._open()
+            if registry is None:
+                self._stop.wait(interval)
+                continue
+            try:
+                with registry:
+                    self._check_safely(registry)  # it may have changed while no one was watching
+                    while not self._stop.is_set():
+                        if registry.wait_for_change(interval, self._stop):
+                            self._check_safely(registry)
+            except Exception as error:  # a dropped connection: the model being served keeps serving
+                self.last_error = f"{type(error).__name__}: {error}"
+                log.warning("hotswap lost the registry (%s); trying again", self.last_error,
+                            extra=event("rl.error", route="hotswap"))
+                self._stop.wait(interval)
 
     def health(self) -> dict[str, Any]:
         """What /healthz says of the watcher: whether it runs, and its last error."""

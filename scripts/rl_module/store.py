@@ -483,6 +483,33 @@ class S3Store(ExperimentStore):
         pass
 
 
+def fetch(config: Config, uri: str, target: Path) -> None:
+    """A model file's remote copy (as a store recorded it in the registry) into `target`, atomically: S3
+    through boto3 (store.endpointUrl for S3-compatible servers), anything else through MLflow's artifact
+    download (store.trackingUri when the backend is mlflow). The caller checks the bytes before loading."""
+    if uri.startswith("s3://"):
+        import boto3
+
+        parsed = urlparse(uri)
+        client = boto3.client("s3", endpoint_url=config.store.endpointUrl)
+        with atomic_file(target, 0o600) as handle:
+            client.download_fileobj(parsed.netloc, parsed.path.lstrip("/"), handle)
+        return
+    if uri.startswith("wandb-artifact://"):
+        raise ValueError("models kept only as W&B artifacts are not fetched; use store.backend s3 or mlflow on "
+                         "the hosts that train for many machines")
+    import tempfile
+
+    from mlflow.artifacts import download_artifacts
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".fetch-") as folder:
+        tracking_uri = config.store.trackingUri if config.store.backend == "mlflow" else None
+        downloaded = Path(download_artifacts(artifact_uri=uri, dst_path=folder, tracking_uri=tracking_uri))
+        with atomic_file(target, 0o600) as handle:
+            handle.write(downloaded.read_bytes())
+
+
 def check_backend(config: Config) -> None:
     """Refuse a store that cannot work before any training: a missing client library, a bad URI."""
     backend = config.store.backend

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import agent, env, eval, obs, redact, registry, stopping, store
 from .config import Config, Setting, flatten
+from .databases import is_url
 from .env import EnvInfo
 from .logs import event
 from .spec import coerce
@@ -85,9 +86,9 @@ def resume_config(config: Config) -> Config:
             continue
         value = coerce(entry["value"], spec.option(path).type)
         same = value == now.value
-        if path in RUN_PATHS:
+        if path in RUN_PATHS and not is_url(value):  # a PostgreSQL URL is the same from any folder
             value = str(started_in / value) if not Path(value).is_absolute() else value
-            same = Path(value).resolve() == Path(now.value).resolve()
+            same = Path(value).resolve() == Path(now.value).resolve() and not is_url(now.value)
         if config.given(path) is None or same:
             settings[path] = Setting(value, entry["source"])
         elif path == "train.totalTimesteps" and now.value < value:
@@ -153,6 +154,8 @@ def prepare(config: Config) -> Plan:
     info = env.inspect(config)
     obs.check(config, info.observation_space)
     store.check_backend(config)
+    if config.registry.enable:  # an unreachable or foreign registry is refused before anything is written
+        registry.open_registry(config).close()
     agent.check(config, info.observation_space, info.action_space)
     policy_kwargs = feature.policy_kwargs(config, info.observation_space)
     threshold = reward_threshold(config, info)

@@ -18,7 +18,7 @@ from . import run
 
 def _eval(config: Config, args: argparse.Namespace) -> int:
     from .. import eval, infer, logs
-    from ..registry import Registry, rules_for
+    from ..registry import open_registry, rules_for
     from .registry_validate import report
 
     logs.setup(config)
@@ -39,7 +39,7 @@ def _eval(config: Config, args: argparse.Namespace) -> int:
     if located.model is not None:
         recorded = located.model.eval_episodes or 0
         weaker = located.model.mean_reward is not None and result.episodes < recorded
-        with Registry(config.registry.dbPath) as registry:
+        with open_registry(config) as registry:
             if not weaker:
                 registry.set_evaluation(located.model.id, result.as_registry())
             validation = registry.validate(located.model.id, rules_for(config, located.model.env_id))

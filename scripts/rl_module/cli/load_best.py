@@ -13,8 +13,8 @@ from . import run
 def _load_best(config: Config, args: argparse.Namespace) -> int:
     with existing(config) as registry:
         best = registry.best_loadable(config.given("env.envId"), config.given("agent.algorithm"))
-    if best is None:
-        raise RegistryError(f"no validated model in {config.registry.dbPath}")
+        if best is None:
+            raise RegistryError(f"no validated model in {registry.where}")
     print(best[1].path)
     return 0
 
@@ -22,7 +22,7 @@ def _load_best(config: Config, args: argparse.Namespace) -> int:
 COMMAND = Command(
     prog="rl-load-best",
     description=__doc__.split("\n\n")[0],
-    features=("registry", "env", "agent"),
+    features=("registry", "env", "agent", "store"),  # store: where model files are, or are fetched from
     action=_load_best,
 )
 

@@ -18,6 +18,7 @@ def _list(config: Config, args: argparse.Namespace) -> int:
     with existing(config) as registry:
         models = registry.models(validated=args.validated, env_id=config.given("env.envId"),
                                  algorithm=config.given("agent.algorithm"), limit=args.top_n)
+        where = registry.where
     if args.plot is not None:
         from ..plots import plot, read_curve
 
@@ -31,7 +32,7 @@ def _list(config: Config, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([m.as_dict() for m in models], indent=2))
     else:
-        print(table(models) if models else f"no models in {config.registry.dbPath}")
+        print(table(models) if models else f"no models in {where}")
     return 0
 
 

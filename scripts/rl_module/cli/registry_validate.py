@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
-from pathlib import Path
 
 from ..config import Command, Config, UsageError
 from ..registry import Validation, existing, rules_for
@@ -16,8 +15,7 @@ def _validate(config: Config, args: argparse.Namespace) -> int:
     with existing(config) as registry:
         model = registry.get(args.model_id)
         if model is None:  # a usage error, as rl-infer --model-id says it: exit 2, not "not valid"
-            where = Path(config.registry.dbPath).resolve()
-            raise UsageError(f"no model with id {args.model_id} in the registry {where}")
+            raise UsageError(f"no model with id {args.model_id} in the registry {registry.where}")
         validation = registry.validate(model.id, rules_for(config, model.env_id))
     print(json.dumps(validation.as_dict(), indent=2) if args.json else report(validation, model.model_path))
     return EXIT_OK if validation.valid else EXIT_FAILED
@@ -42,7 +40,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 COMMAND = Command(
     prog="rl-registry-validate",
     description=__doc__.split("\n\n")[0],
-    features=("registry",),
+    features=("registry", "store"),  # store: where model files are, or are fetched from
     action=_validate,
     add_arguments=_arguments,
 )

@@ -1,4 +1,4 @@
-# Registry: the SQLite record of every model, the rules that validate one, and pruning.
+# Registry: the record of every model (a SQLite file, or PostgreSQL for many machines), the rules that validate one, and pruning.
 {
   enable = {
     type = "bool";
@@ -9,7 +9,7 @@
   dbPath = {
     type = "nonEmptyStr";
     default = "./rl_registry.db";
-    description = "SQLite database file of the registry.";
+    description = "The registry's database: a SQLite file, or a PostgreSQL URL (`postgresql://user@host:5432/rl`) shared by many machines. Keep its password in libpq's PGPASSWORD, PGPASSFILE or PGSERVICEFILE (one in the URL works too, and is masked wherever the URL is written down).";
     example = "/var/lib/rl/registry.db";
   };
   minReward = {

@@ -24,6 +24,12 @@
     description = "Directory that holds one folder per run: its config, model, checkpoints and logs.";
     example = "/var/lib/rl/models";
   };
+  cacheDir = {
+    type = { nullOr = "nonEmptyStr"; };
+    default = null;
+    description = "Folder for model files fetched from a remote store (a registry row trained on another host), each checked against the row's sha256 before loading; null: `fetched` under modelDir.";
+    example = "/var/cache/rl/models";
+  };
   checkpointFreq = {
     type = "ints.unsigned";
     default = 10000;

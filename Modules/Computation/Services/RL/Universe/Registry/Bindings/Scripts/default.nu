@@ -1,4 +1,4 @@
-# nushell helpers over the RL module's model registry (the same SQLite file the rl-* commands use),
+# nushell helpers over the RL module's model registry (the same database the rl-* commands use),
 # returning structured nu tables:
 #
 #   use Modules/Computation/Services/RL/Universe/Registry/Bindings/Scripts/default.nu *
@@ -9,20 +9,38 @@
 #   registry report 7
 #
 # The database is --db, else $env.RL_REGISTRY_DB, else ./rl_registry.db (registry.dbPath's default).
-# Every query is parametrized; nothing a user types is pasted into SQL.
+# A SQLite file is queried directly, every query parametrized (nothing a user types is pasted into SQL);
+# a PostgreSQL URL through `rl-registry-list --json`, which nushell cannot query itself.
 
 const COLUMNS = "id, validated, mean_reward, std_reward, mean_episode_length, total_timesteps, algorithm, env_id, kind, run_id, timestamp, model_path, sha256"
 
 def database [db?: string] {
   let path = ($db | default ($env.RL_REGISTRY_DB? | default "./rl_registry.db"))
+  if (is-postgres $path) {
+    return $path
+  }
   if not ($path | path exists) {
     error make { msg: $"no registry database at ($path)" }
   }
   $path
 }
 
+def is-postgres [db: string] {
+  ($db | str starts-with "postgresql://") or ($db | str starts-with "postgres://")
+}
+
+# Rows as rl-registry-list --json gives them (the PostgreSQL path), with the SQLite path's columns.
+def listed [db: string, validated: bool, top_n, env_id, algorithm] {
+  let flags = ([--json --registry-db $db]
+    | append (if $validated { [--validated] } else { [] })
+    | append (if $top_n != null { [--top-n ($top_n | into string)] } else { [] })
+    | append (if $env_id != null { [--env-id $env_id] } else { [] })
+    | append (if $algorithm != null { [--algorithm $algorithm] } else { [] }))
+  ^rl-registry-list ...$flags | from json
+}
+
 def shape [] {
-  $in | update validated {|row| $row.validated == 1 } | update timestamp {|row| $row.timestamp * 1_000_000_000 | into datetime }
+  $in | update validated {|row| $row.validated == 1 or $row.validated == true } | update timestamp {|row| $row.timestamp * 1_000_000_000 | into datetime }
 }
 
 # Models, best mean reward first (unevaluated last).
@@ -33,8 +51,13 @@ export def "registry list" [
   --env-id: string      # only this environment
   --algorithm: string   # only this algorithm
 ] {
+  let path = (database $db)
+  if (is-postgres $path) {
+    let columns = ($COLUMNS | split row ", ")
+    return (listed $path $validated $top_n $env_id $algorithm | select ...$columns | shape)
+  }
   let sql = $"SELECT ($COLUMNS) FROM models WHERE \(?1 = 0 OR validated = 1\) AND \(?2 IS NULL OR env_id = ?2\) AND \(?3 IS NULL OR lower\(algorithm\) = lower\(?3\)\) ORDER BY mean_reward IS NULL, mean_reward DESC, id DESC LIMIT ?4"
-  open (database $db) | query db $sql --params [($validated | into int) $env_id $algorithm ($top_n | default (-1))] | shape
+  open $path | query db $sql --params [($validated | into int) $env_id $algorithm ($top_n | default (-1))] | shape
 }
 
 # The best validated model (the hotswap choice), refused when its file is missing or changed.
@@ -62,7 +85,12 @@ export def "registry report" [
   id: int           # registry id of the model
   --db: string
 ] {
-  let rows = (open (database $db) | query db "SELECT validation FROM models WHERE id = ?1" --params [$id])
+  let path = (database $db)
+  let rows = if (is-postgres $path) {
+    listed $path false null null null | where id == $id | select validation | update validation {|row| if $row.validation == null { null } else { $row.validation | to json } }
+  } else {
+    open $path | query db "SELECT validation FROM models WHERE id = ?1" --params [$id]
+  }
   if ($rows | is-empty) {
     error make { msg: $"no model with id ($id)" }
   }
