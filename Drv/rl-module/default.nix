@@ -12,6 +12,7 @@
   opentelemetry-instrumentation-logging,
   opentelemetry-proto,
   opentelemetry-sdk,
+  psycopg,
   rich,
   stable-baselines3,
   torch,
@@ -52,6 +53,8 @@ buildPythonPackage {
     opentelemetry-exporter-prometheus
     opentelemetry-instrumentation-logging
     opentelemetry-sdk
+    # A registry shared by many machines (a PostgreSQL URL): imported only when one is configured.
+    psycopg
     rich
     stable-baselines3
     torch

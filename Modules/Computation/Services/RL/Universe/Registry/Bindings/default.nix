@@ -1,4 +1,4 @@
-# Registry binds to Python's sqlite3. The seed names its database variable and flag RL_REGISTRY_DB / --registry-db.
+# Registry binds to Python's sqlite3, and to psycopg for a PostgreSQL URL. The seed names its database variable and flag RL_REGISTRY_DB / --registry-db.
 {
   module = "rl_module.registry";
   binding = "sqlite3";
