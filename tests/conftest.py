@@ -7,6 +7,8 @@ import os
 import shutil
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -84,3 +86,39 @@ def postgres_password(registry_db: str, request: pytest.FixtureRequest) -> str:
     if "://" in registry_db:
         return str(request.getfixturevalue("postgres").password)
     return "no-password-on-sqlite"
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[dict[str, str]]:
+    """A real S3-compatible server (moto's standalone server) with a bucket `runs`: its credentials and
+    endpoint."""
+    binary = shutil.which("moto_server", path=str(BIN))
+    if binary is None:
+        pytest.skip("moto_server is not installed (./dev test installs moto[server])")
+    port = postgres_server.free_port()
+    server = subprocess.Popen([binary, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)
+                break
+            except OSError:
+                if server.poll() is not None or time.time() > deadline:
+                    raise RuntimeError(f"moto_server did not start (exit {server.returncode})") from None
+                time.sleep(0.25)
+        import boto3
+
+        boto3.client("s3", endpoint_url=endpoint, **boto_credentials(env)).create_bucket(Bucket="runs")
+        yield {**env, "endpoint": endpoint}
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def boto_credentials(env: dict[str, str]) -> dict[str, str]:
+    return {"aws_access_key_id": env["AWS_ACCESS_KEY_ID"], "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"],
+            "region_name": env["AWS_DEFAULT_REGION"]}

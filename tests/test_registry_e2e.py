@@ -19,20 +19,28 @@ from rl_module.registry import Registry, verify
 from rl_module.store import sha256_of
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> tuple[Path, dict]:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def trained(request, tmp_path_factory) -> tuple[Path, dict, str, dict[str, str]]:
+    """One run, recorded in the default SQLite file, or in PostgreSQL through RL_REGISTRY_DB; the commands
+    then find the registry the same way."""
     cwd = tmp_path_factory.mktemp("e2e")
+    if request.param == "sqlite":
+        db, env = str(cwd / "rl_registry.db"), {}
+    else:
+        server = request.getfixturevalue("postgres")
+        db = server.url(server.new_database())
+        env = {"RL_REGISTRY_DB": db}
     result = command("rl-train", "--total-timesteps", "30000", "--eval-freq", "5000", "--checkpoint-freq", "5000",
-                     "--seed", "0", "--json", cwd=cwd)
+                     "--seed", "0", "--json", cwd=cwd, env=env)
     assert result.returncode == 0, result.stderr
-    return cwd, json.loads(result.stdout)
+    return cwd, json.loads(result.stdout), db, env
 
 
 @pytest.mark.slow
 def test_train_records_validates_lists_and_serves_the_best(trained):
-    cwd, result = trained
+    cwd, result, db, env = trained
     assert result["validated"] is True and result["failing_rules"] == []
-    with Registry(cwd / "rl_registry.db") as registry:
+    with Registry(db) as registry:
         rows = registry.models()
         assert len(rows) == 7  # six checkpoints and the final model
         assert {m.kind for m in rows} == {"checkpoint", "final"}
@@ -44,42 +52,42 @@ def test_train_records_validates_lists_and_serves_the_best(trained):
         assert final.kind == "final" and final.validated and final.eval_episodes == 10
         assert final.git_commit is None  # the run's directory is not a git work tree
 
-    listed = command("rl-registry-list", "--validated", "--top-n", "5", "--json", cwd=cwd)
+    listed = command("rl-registry-list", "--validated", "--top-n", "5", "--json", cwd=cwd, env=env)
     assert listed.returncode == 0, listed.stderr
     models = json.loads(listed.stdout)
-    with Registry(cwd / "rl_registry.db") as registry:
+    with Registry(db) as registry:
         validated = registry.models(validated=True)
     assert validated and len(models) == min(5, len(validated)) and all(m["validated"] for m in models)
     assert [m["id"] for m in models] == [m.id for m in validated][:5]
     assert [m["mean_reward"] for m in models] == sorted((m["mean_reward"] for m in models), reverse=True)
-    table = command("rl-registry-list", cwd=cwd).stdout
+    table = command("rl-registry-list", cwd=cwd, env=env).stdout
     assert table.splitlines()[0].split()[:3] == ["id", "ok", "reward"] and len(table.splitlines()) == 8
 
     observations = "[0.0, 0.1, 0.02, -0.1]\n[0.1, 0.0, -0.05, 0.3]\n[[0, 0, 0, 0], [0.1, 0.2, 0.1, 0.2]]\n"
-    inferred = command("rl-infer", "--load-best", cwd=cwd, input=observations)
+    inferred = command("rl-infer", "--load-best", cwd=cwd, env=env, input=observations)
     assert inferred.returncode == 0, inferred.stderr
     answers = [json.loads(line) for line in inferred.stdout.splitlines()]
     assert answers[0] in (0, 1) and answers[1] in (0, 1)
     assert len(answers[2]) == 2 and set(answers[2]) <= {0, 1}
-    best = command("rl-load-best", cwd=cwd)
+    best = command("rl-load-best", cwd=cwd, env=env)
     assert best.returncode == 0 and best.stdout.strip().endswith(".zip")
     assert "registry model" in inferred.stderr
 
 
 @pytest.mark.slow
 def test_eval_by_id_writes_back_and_validates_again(trained):
-    cwd, _ = trained
-    with Registry(cwd / "rl_registry.db") as registry:
+    cwd, _, db, env = trained
+    with Registry(db) as registry:
         first = min(registry.models(), key=lambda m: m.id)
     # More episodes than the registry's evaluation: it replaces it (a weaker one would not, see test_new_user).
-    result = command("rl-eval", "--model-id", str(first.id), "--episodes", "12", "--json", cwd=cwd)
+    result = command("rl-eval", "--model-id", str(first.id), "--episodes", "12", "--json", cwd=cwd, env=env)
     assert result.returncode == 0, result.stderr
     output = json.loads(result.stdout)
     assert output["episodes"] == 12 and output["validation"]["model_id"] == first.id and output["written_back"]
-    with Registry(cwd / "rl_registry.db") as registry:
+    with Registry(db) as registry:
         again = registry.get(first.id)
     assert again.eval_episodes == 12 and again.mean_reward == pytest.approx(output["mean_reward"])
-    validate = command("rl-registry-validate", str(first.id), cwd=cwd)
+    validate = command("rl-registry-validate", str(first.id), cwd=cwd, env=env)
     assert validate.returncode == (0 if again.validated else 1)
     assert "reward threshold 475, from Gymnasium's reward_threshold for CartPole-v1" in validate.stdout
     assert "✓ file" in validate.stdout and "convergence" in validate.stdout
@@ -87,11 +95,10 @@ def test_eval_by_id_writes_back_and_validates_again(trained):
 
 @pytest.mark.slow
 def test_pruning_keeps_n_and_the_best_and_a_tampered_file_is_refused(trained):
-    cwd, _ = trained
-    db = cwd / "rl_registry.db"
+    cwd, _, db, env = trained
     with Registry(db) as registry:
         best = registry.best()
-    pruned = command("rl-registry-prune", "--keep-top-n", "2", cwd=cwd)
+    pruned = command("rl-registry-prune", "--keep-top-n", "2", cwd=cwd, env=env)
     assert pruned.returncode == 0, pruned.stderr
     assert pruned.stdout.strip().splitlines()[-1].startswith("removed ")
     with Registry(db) as registry:
@@ -103,13 +110,13 @@ def test_pruning_keeps_n_and_the_best_and_a_tampered_file_is_refused(trained):
     assert removed_paths and not any((cwd / p).exists() for p in removed_paths)
 
     Path(cwd / best.model_path).write_bytes(b"not the registered model")
-    refused = command("rl-infer", "--model-id", str(best.id), "--obs", "[0, 0, 0, 0]", cwd=cwd)
+    refused = command("rl-infer", "--model-id", str(best.id), "--obs", "[0, 0, 0, 0]", cwd=cwd, env=env)
     assert refused.returncode == 1
     assert f"model {best.id} refused" in refused.stderr and "checksum" in refused.stderr
     assert "Traceback" not in refused.stderr
 
 
-def _rows_point_at_complete_files(db: Path, cwd: Path) -> int:
+def _rows_point_at_complete_files(db: Path | str, cwd: Path) -> int:
     with Registry(db) as registry:
         rows = registry.models()
         for row in rows:
@@ -182,15 +189,15 @@ print(checks)
 
 
 @pytest.mark.slow
-def test_concurrent_trainers_validator_and_readers_lose_nothing(tmp_path):
-    db, stop = tmp_path / "rl_registry.db", tmp_path / "stop"
+def test_concurrent_trainers_validator_and_readers_lose_nothing(registry_db, tmp_path):
+    db, stop = registry_db, tmp_path / "stop"
     Registry(db).close()
     others = [subprocess.Popen([sys.executable, "-c", code, str(db), str(stop)], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True) for code in (READER, READER, VALIDATOR)]
     trainers = [subprocess.Popen(
         [str(BIN / "rl-train"), "--total-timesteps", "3000", "--checkpoint-freq", "100", "--eval-freq", "500",
          "--episodes", "2", "--no-preset", "--agent-kwargs", '{"n_steps": 250}', "--json", "--model-dir",
-         str(tmp_path / f"models{i}")],
+         str(tmp_path / f"models{i}"), "--registry-db", db],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(3)]
     results = [t.communicate(timeout=300) for t in trainers]
     stop.touch()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import struct
 import subprocess
@@ -17,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from conftest import BIN, command
+from conftest import BIN, boto_credentials, command
 from rl_module.registry import Registry
 
 # Every test here needs a store's client library or server (MLflow, W&B, boto3 and moto, TensorBoard).
@@ -186,32 +185,6 @@ def test_wandb_offline_keeps_config_metrics_and_the_model_artifact(tmp_path):
 
 # -- S3 (moto's standalone server) ----------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def s3_server() -> Iterator[dict[str, str]]:
-    binary = shutil.which("moto_server", path=str(BIN))
-    if binary is None:
-        pytest.skip("moto_server is not installed (./dev test installs moto[server])")
-    port = free_port()
-    server = subprocess.Popen([binary, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    endpoint = f"http://127.0.0.1:{port}"
-    env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
-    try:
-        wait_for(f"{endpoint}/moto-api/", server)
-        import boto3
-
-        boto3.client("s3", endpoint_url=endpoint, **_boto(env)).create_bucket(Bucket="runs")
-        yield {**env, "endpoint": endpoint}
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-
-
-def _boto(env: dict[str, str]) -> dict[str, str]:
-    return {"aws_access_key_id": env["AWS_ACCESS_KEY_ID"], "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"],
-            "region_name": env["AWS_DEFAULT_REGION"]}
-
-
 @pytest.mark.slow
 def test_s3_gets_the_run_directory_and_every_checkpoint(s3_server, tmp_path):
     import boto3
@@ -220,7 +193,7 @@ def test_s3_gets_the_run_directory_and_every_checkpoint(s3_server, tmp_path):
     result = train(tmp_path, "--backend", "s3", "--tracking-uri", "s3://runs/experiments",
                    "--endpoint-url", s3_server["endpoint"], env=env)
     assert result["store_failure"] is None
-    client = boto3.client("s3", endpoint_url=s3_server["endpoint"], **_boto(s3_server))
+    client = boto3.client("s3", endpoint_url=s3_server["endpoint"], **boto_credentials(s3_server))
     keys = {o["Key"] for o in client.list_objects_v2(Bucket="runs", Prefix="experiments/")["Contents"]}
     prefix = f"experiments/{result['run_id']}"
     assert {f"{prefix}/model.zip", f"{prefix}/config.json", f"{prefix}/progress.csv",

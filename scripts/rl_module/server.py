@@ -115,8 +115,8 @@ class Hotswap:
         interval = self.config.infer.pollInterval
         while not self._stop.is_set():
             registry = self._open()
-            if registry is None:
-                self._stop.wait(interval)
+            if registry is None:  # a registry about to be created: looked for every second at least
+                self._stop.wait(min(interval, 1.0))
                 continue
             try:
                 with registry:
