@@ -18,6 +18,7 @@ let
     "rl-registry-list"
     "rl-registry-validate"
     "rl-registry-prune"
+    "rl-registry-copy"
     "rl-load-best"
     "introspect-options"
   ];

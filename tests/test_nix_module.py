@@ -123,7 +123,7 @@ def test_the_flake_evaluates_through_flake_parts(nix):
 
     assert flake_eval("packages.x86_64-linux", "builtins.attrNames") == sorted(
         ["default", "introspect-options", "rl-eval", "rl-infer", "rl-load-best", "rl-registry-list",
-         "rl-registry-prune", "rl-registry-validate", "rl-train"])
+         "rl-registry-copy", "rl-registry-prune", "rl-registry-validate", "rl-train"])
     assert flake_eval("apps.aarch64-darwin.rl-train", "app: app.type") == "app"
     assert flake_eval("nixosModules", "builtins.attrNames") == ["rl"]
     assert flake_eval("homeManagerModules", "builtins.attrNames") == ["rl"]

@@ -376,3 +376,28 @@ def test_nushell_helpers_list_best_and_report_over_the_same_database(nu, registr
     found = subprocess.run([nu, "--include-path", str(NU_SCRIPT.parent), str(script)], capture_output=True,
                            text=True, check=False, cwd=script.parent, env={"PATH": PATH})
     assert found.returncode == 0 and found.stdout.strip() == "3", found.stderr  # algorithm names ignore case
+
+
+def test_a_sqlite_registry_moves_to_postgresql_with_its_ids_rows_and_evaluations(postgres, tmp_path):
+    source = tmp_path / "one-machine.db"
+    with Registry(source) as registry:
+        ids = [add(registry, tmp_path, f"m{i}", float(r), run_id="run-a") for i, r in enumerate((50, 400, 300))]
+        for step, reward in ((1000, 10.0), (2000, 300.0), (3000, 400.0)):
+            registry.record_evaluation("run-a", step, Evaluation(reward, 1.0, 20.0, 10))
+        registry.validate(ids[1], RELAXED)
+        registry.prune(None, None)
+        registry.db.execute("DELETE FROM models WHERE id = ?", (ids[0],))  # ids with a gap stay as they are
+    target = postgres.url(postgres.new_database())
+    copied = command("rl-registry-copy", target, "--registry-db", str(source), cwd=tmp_path)
+    assert copied.returncode == 0, copied.stderr
+    assert copied.stdout.strip() == (f"copied 2 models and 3 evaluations from {source} to "
+                                      f"{target.replace(postgres.password, '***')}")
+    with Registry(source) as before, Registry(target) as after:
+        assert after.models() == before.models() and after.best().id == ids[1]
+        assert after.history("run-a", None) == [10.0, 300.0, 400.0]
+        new = add(after, tmp_path, "after-the-move", 10.0)  # the next id comes after the copied ones
+        assert new > ids[-1]
+    listed = command("rl-registry-list", "--json", "--registry-db", target, cwd=tmp_path)
+    assert [m["id"] for m in json.loads(listed.stdout)] == [ids[1], ids[2], new]
+    again = command("rl-registry-copy", target, "--registry-db", str(source), cwd=tmp_path)
+    assert again.returncode == 1 and "already holds models" in again.stderr and postgres.password not in again.stderr

@@ -50,6 +50,7 @@ class Database(Protocol):
     def tables(self) -> set[str]: ...
     def columns(self, table: str) -> list[str]: ...
     def announce(self) -> None: ...
+    def identities_follow(self, tables: Sequence[str]) -> None: ...
     def wait_for_change(self, timeout: float, stop: threading.Event) -> bool: ...
     def close(self) -> None: ...
 
@@ -110,6 +111,9 @@ class SQLite:
 
     def columns(self, table: str) -> list[str]:
         return [r[1] for r in self.db.execute(f"PRAGMA table_info({table})")]
+
+    def identities_follow(self, tables: Sequence[str]) -> None:
+        pass  # AUTOINCREMENT keeps its counter past any id inserted explicitly
 
     def announce(self) -> None:
         pass  # readers poll data_version, which every commit of another connection changes
@@ -219,6 +223,12 @@ class PostgreSQL:
         rows = self.db.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = "
                                "current_schema() AND table_name = %s ORDER BY ordinal_position", (table,))
         return [r["column_name"] for r in rows]
+
+    def identities_follow(self, tables: Sequence[str]) -> None:
+        """After rows were inserted with their ids: the next generated id comes after the largest."""
+        for table in tables:
+            self.db.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                            f"GREATEST((SELECT max(id) FROM {table}), 1), (SELECT max(id) FROM {table}) IS NOT NULL)")
 
     def announce(self) -> None:
         self.db.execute(f"NOTIFY {CHANNEL}")  # delivered when the transaction commits

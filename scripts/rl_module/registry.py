@@ -94,6 +94,9 @@ COLUMNS = ("id", "model_path", "algorithm", "env_id", "timestamp", "total_timest
            "std_reward", "mean_episode_length", "hyperparams", "git_commit", "validated", "sha256", "run_id",
            "kind", "eval_episodes", "validation", "remote_uri", "stats_sha256")
 
+EVALUATION_COLUMNS = ("id", "run_id", "timesteps", "mean_reward", "std_reward", "mean_episode_length", "episodes",
+                      "timestamp")
+
 
 class RegistryError(Failure):
     """A registry problem the user must hear about (a refused model, a database from the future)."""
@@ -367,6 +370,37 @@ def open_registry(config: Config, *, create: bool = True) -> Registry:
     if "store.modelDir" in config.settings:  # a command that loads or checks model files (not rl-registry-list)
         registry.files = ModelFiles.of(config)
     return registry
+
+
+def open_target(target: str) -> Registry:
+    """A registry named on the command line (not through registry.dbPath), opened or created."""
+    try:
+        return Registry(target)
+    except RegistryError as error:
+        raise RegistryError(f"TARGET: {error}") from None
+
+
+def copy_registry(source: Registry, target: Registry) -> tuple[int, int]:
+    """Every model row and evaluation of `source` into `target`, which must hold no models: ids stay as
+    they are (users and scripts refer to them), in one transaction (all or nothing). Model files are
+    not copied: rows keep their paths and remote copies. Returns (models, evaluations)."""
+    if target.models(limit=1):
+        raise RegistryError(f"{target.where} already holds models: rl-registry-copy fills an empty registry only "
+                            "(ids would collide)")
+    models = source.db.execute(f"SELECT {', '.join(COLUMNS)} FROM models ORDER BY id").fetchall()
+    evaluations = source.db.execute(f"SELECT {', '.join(EVALUATION_COLUMNS)} FROM evaluations ORDER BY id").fetchall()
+    with target._write() as db:
+        db.execute("DELETE FROM evaluations")  # a half-copied registry's leftovers (there are no models)
+        for row in models:
+            values = [row[c] for c in COLUMNS]
+            values[COLUMNS.index("validated")] = bool(values[COLUMNS.index("validated")])
+            db.execute(f"INSERT INTO models ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})", values)
+        for row in evaluations:
+            db.execute(f"INSERT INTO evaluations ({', '.join(EVALUATION_COLUMNS)}) VALUES "
+                       f"({', '.join('?' * len(EVALUATION_COLUMNS))})", [row[c] for c in EVALUATION_COLUMNS])
+        db.identities_follow(("models", "evaluations"))
+        db.announce()
+    return len(models), len(evaluations)
 
 
 def existing(config: Config) -> Registry:
