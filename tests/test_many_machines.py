@@ -116,6 +116,36 @@ def test_trainers_a_validator_and_a_server_on_different_hosts_share_one_registry
         assert max(swaps) < 10 and len(list((serving / "models" / "fetched").iterdir())) == len(swaps)
         assert list((validating / "models" / "fetched").iterdir())
         assert server.request("GET", "/readyz")[0] == 200
+
+        # Any other host: the commands find, fetch and check models the same way.
+        laptop, env = host(tmp_path, "laptop"), {**aws, "RL_REGISTRY_DB": url}
+        best = served_id(server)
+        inferred = command("rl-infer", "--load-best", "--obs", "[0, 0, 0, 0]", cwd=laptop, env=env)
+        assert inferred.returncode == 0 and json.loads(inferred.stdout) in (0, 1), inferred.stderr
+        loaded = command("rl-load-best", cwd=laptop, env=env)
+        assert Path(loaded.stdout.strip()).parent.parent == laptop / "models" / "fetched"
+        evaluated = command("rl-eval", "--model-id", str(best), "--episodes", "2", *RULES, "--json", cwd=laptop,
+                            env=env)
+        assert evaluated.returncode == 0 and json.loads(evaluated.stdout)["episodes"] == 2, evaluated.stderr
+
+        # A remote copy that is not the registered file is refused; the server keeps the model it has.
+        import boto3
+
+        with Registry(url) as registry:
+            forged = next(m for m in registry.models() if m.kind == "checkpoint")
+            bucket, key = str(forged.remote_uri).removeprefix("s3://").split("/", 1)
+            boto3.client("s3", endpoint_url=s3_server["endpoint"], **boto_credentials(s3_server)).put_object(
+                Bucket=bucket, Key=key, Body=b"not the registered model")
+            with registry._write() as db:  # another tool marks it the best: the server hears of it at once
+                db.execute("UPDATE models SET validated = TRUE, mean_reward = 1e9 WHERE id = ?", (forged.id,))
+                db.announce()
+        deadline = time.monotonic() + 10
+        while forged.id not in server.get("/healthz")["refused"]:
+            assert time.monotonic() < deadline, server.get("/healthz")
+            time.sleep(0.05)
+        assert served_id(server) == best and "does not match the checksum" in server.get("/healthz")["last_error"]
+        refused = command("rl-infer", "--model-id", str(forged.id), "--obs", "[0, 0, 0, 0]", cwd=laptop, env=env)
+        assert refused.returncode == 1 and "does not match the checksum" in refused.stderr
     finally:
         stop.set()
         if loop.is_alive():
