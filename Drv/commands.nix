@@ -8,6 +8,9 @@
   symlinkJoin,
   rl-module,
   environment ? { },
+  # A file outside the Nix store with the values that carry credentials (KEY=VALUE lines, as systemd's
+  # EnvironmentFile=): read by every command when it starts, its variables set unless already set.
+  environmentFile ? null,
 }:
 
 let
@@ -25,6 +28,16 @@ let
   setDefaults = lib.concatStringsSep " " (
     lib.mapAttrsToList (name: value: "--set-default ${lib.escapeShellArg name} ${lib.escapeShellArg value}") environment
   );
+  file = lib.escapeShellArg (toString environmentFile);
+  readEnvironmentFile = lib.optionalString (environmentFile != null) ("--run " + lib.escapeShellArg ''
+    if [ -r ${file} ]; then
+      while IFS= read -r line || [ -n "$line" ]; do
+        case "$line" in "" | "#"*) continue ;; esac
+        name=''${line%%=*}
+        [ -z "''${!name+x}" ] && export "$name=''${line#*=}"
+      done < ${file}
+    fi
+  '');
   wrap =
     name:
     runCommand name
@@ -33,7 +46,7 @@ let
         meta.mainProgram = name;
       }
       ''
-        makeWrapper ${rl-module}/bin/${name} $out/bin/${name} ${setDefaults}
+        makeWrapper ${rl-module}/bin/${name} $out/bin/${name} ${setDefaults} ${readEnvironmentFile}
       '';
   commands = lib.genAttrs names wrap;
 in

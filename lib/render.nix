@@ -3,7 +3,7 @@
 # introspection tree. Builtins only.
 let
   values = import ./values.nix;
-  inherit (values) toEnv toNix;
+  inherit (values) toEnv toNix carriesCredential;
   lines = builtins.concatStringsSep "\n";
   # A "|" inside a Markdown table cell must be escaped, even within backticks.
   cell = builtins.replaceStrings [ "|" ] [ "\\|" ];
@@ -14,13 +14,20 @@ in
   # Only what the configuration sets: an option left out keeps its default or gets a training preset,
   # exactly as when the variable is unset; a null is left unset rather than spelled "null", since an
   # OTEL_* variable set to "null" would mislead other OpenTelemetry tools in the same environment.
+  # An option marked secret whose value carries a credential is refused: the rendered environment lands in
+  # the world-readable Nix store (wrappers, units). The credential goes in rl.environmentFile instead.
   envVars = universe: config:
     builtins.listToAttrs (builtins.concatMap
       (feature: builtins.concatMap
         (o:
           let set = config.${feature.key} or { }; in
           if set ? ${o.name} && set.${o.name} != null
-          then [ { name = o.env; value = toEnv set.${o.name}; } ]
+          then
+            if o.secret && carriesCredential set.${o.name}
+            then throw ("rl.${o.path} carries a credential (a password or token), and the rendered configuration "
+              + "is world-readable in the Nix store: set it without the credential and put the credential in "
+              + "rl.environmentFile (a file outside the store, e.g. ${o.env}=<the whole value> or PGPASSWORD=...)")
+            else [ { name = o.env; value = toEnv set.${o.name}; } ]
           else [ ])
         feature.options)
       universe.features);

@@ -3,7 +3,7 @@
 #
 #   read ./Modules/Computation/Services/RL
 #   => { features = [ { name = "Env"; key = "env"; module; binding; options = [ { name; path; type;
-#        default; description; example; env; envFallbacks; flag; negFlag; aliases; typeText; allowed; } ] } ];
+#        default; description; example; secret; env; envFallbacks; flag; negFlag; aliases; typeText; allowed; } ] } ];
 #        options = <every option, flat>; presets = [ { algorithm; envId; options = { "<path>" = value; }; } ]; }
 let
   strings = import ./strings.nix;
@@ -38,6 +38,9 @@ let
       inherit (o) type default description;
       path = "${feature.key}.${name}";
       example = o.example or null;
+      # May carry a credential (a password in a URL, a token in its query): the Nix side refuses to render
+      # such a value into the world-readable store; it comes from rl.environmentFile instead.
+      secret = o.secret or false;
       env = b.env.${name} or "${b.envPrefix}${screamingSnake name}";
       envFallbacks = b.envFallbacks.${name} or [ ];
       # Booleans, nullable ones too, take --x / --no-x and no value (null is the default, or the env's).

@@ -18,7 +18,14 @@ let
     else if builtins.isAttrs v then
       "{ ${builtins.concatStringsSep " " (map (k: "${k} = ${toNix v.${k}};") (builtins.attrNames v))} }"
     else builtins.toJSON v;
+  # A credential inside a value: a URL's `user:password@`, or a query parameter named like a token
+  # (the same rule the Python side masks by, scripts/rl_module/redact.py).
+  carriesCredential = v:
+    builtins.isString v && (
+      builtins.match "[a-zA-Z][a-zA-Z0-9+.-]*://[^/@]*:[^/@]*@.*" v != null
+      || builtins.match ".*[?&][^=&]*([Tt][Oo][Kk][Ee][Nn]|[Kk][Ee][Yy]|[Ss][Ee][Cc][Rr][Ee][Tt]|[Pp][Aa][Ss][Ss][Ww]|[Pp][Ww][Dd]|[Aa][Uu][Tt][Hh]|[Ss][Ii][Gg][Nn][Aa][Tt][Uu][Rr][Ee]|[Cc][Rr][Ee][Dd][Ee][Nn][Tt][Ii][Aa][Ll])[^=&]*=.*" v != null
+    );
 in
 {
-  inherit toEnv toNix;
+  inherit toEnv toNix carriesCredential;
 }

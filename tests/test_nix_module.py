@@ -129,3 +129,54 @@ def test_the_flake_evaluates_through_flake_parts(nix):
     assert flake_eval("homeManagerModules", "builtins.attrNames") == ["rl"]
     assert flake_eval("flakeModules", "builtins.attrNames") == ["rl"]
     assert {"read", "envVars", "spec", "introspect"} <= set(flake_eval("lib", "builtins.attrNames"))
+
+
+SECRET = "s3cr3t-Pa55"
+
+
+@pytest.mark.parametrize("option,value", [
+    ("registry.dbPath", f"postgresql://rl:{SECRET}@db.internal:5432/rl"),
+    ("store.trackingUri", f"https://user:{SECRET}@mlflow.internal"),
+    ("traces.endpoint", f"https://otel.internal/v1/traces?token={SECRET}"),
+    ("metrics.endpoint", f"https://otel.internal/v1/metrics?api_key={SECRET}"),
+])
+def test_an_option_that_may_carry_a_credential_is_refused_with_one(nix, option, value):
+    feature, name = option.split(".")
+    with pytest.raises(RuntimeError) as refused:
+        evaluate(nix, "nixos", {"enable": True, feature: {name: value}})
+    message = str(refused.value)
+    assert f"rl.{option} carries a credential" in message and "rl.environmentFile" in message
+    assert SECRET not in message
+
+
+def test_secrets_come_from_an_environment_file_never_from_the_store(nix):
+    """The same option, without its credential, renders; the credential lives in the environment file,
+    whose path (never its content) reaches the unit and every wrapper."""
+    assert spec.load().option("registry.dbPath").secret and not spec.load().option("env.envId").secret
+    settings = {"enable": True, "environmentFile": "/run/secrets/rl.env",
+                "registry": {"dbPath": "postgresql://rl@db.internal:5432/rl"}, "infer": {"serve": True}}
+    evaluated = evaluate(nix, "nixos", settings)
+    assert evaluated["environment"]["RL_REGISTRY_DB"] == "postgresql://rl@db.internal:5432/rl"
+    assert evaluated["service"]["EnvironmentFile"] == "/run/secrets/rl.env"
+    with pytest.raises(RuntimeError, match="not of type `null or absolute path not in the Nix store"):
+        evaluate(nix, "nixos", {**settings, "environmentFile": "relative/rl.env"})
+    wrappers = nix(str(ROOT / "tests/nix/wrappers.nix"), "--arg", "nixpkgsLib", str(checkout("NIXPKGS_LIB_CHECKOUT")),
+                   "--argstr", "environment", json.dumps(evaluated["environment"]), "--arg", "environmentFile",
+                   "/run/secrets/rl.env")
+    assert len(wrappers) == 9 and all("/run/secrets/rl.env" in text and SECRET not in text for text in wrappers)
+    assert all("--set-default RL_REGISTRY_DB" in text for text in wrappers)
+
+
+def test_a_wrapper_reads_the_environment_file_and_the_users_environment_wins(nix, tmp_path):
+    """The loader a wrapper runs, run by a real bash on a real file."""
+    secrets_file = tmp_path / "rl.env"
+    secrets_file.write_text(f"# credentials\nPGPASSWORD={SECRET}\nRL_REGISTRY_DB=postgresql://rl:{SECRET}@db/rl\n\n"
+                            "RL_ENV_ENV_ID=Acrobot-v1\n")
+    (wrapper,) = nix(str(ROOT / "tests/nix/wrappers.nix"), "--arg", "nixpkgsLib",
+                     str(checkout("NIXPKGS_LIB_CHECKOUT")), "--argstr", "environment", "{}", "--arg",
+                     "environmentFile", str(secrets_file))[:1]
+    loader = wrapper.split("--run ", 1)[1].strip()
+    script = f"eval {loader}\necho \"$PGPASSWORD|$RL_REGISTRY_DB|$RL_ENV_ENV_ID\""
+    shown = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True,
+                           env={"RL_ENV_ENV_ID": "CartPole-v1", "PATH": os.environ["PATH"]}).stdout.strip()
+    assert shown == f"{SECRET}|postgresql://rl:{SECRET}@db/rl|CartPole-v1"

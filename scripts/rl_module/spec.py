@@ -39,6 +39,7 @@ class Option:
     aliases: dict[str, str]  # spellings of values accepted as another value ("http/protobuf" -> "http")
     type_text: str  # the type as Nix writes it
     allowed: str  # what a value may be, in words
+    secret: bool = False  # may carry a credential (masked wherever written; never rendered by Nix with one)
 
     @property
     def is_bool(self) -> bool:
@@ -104,6 +105,7 @@ def load() -> Spec:
                 aliases=o["aliases"],
                 type_text=o["typeText"],
                 allowed=o["allowed"],
+                secret=o.get("secret", False),
             )
             for o in f["options"]
         )

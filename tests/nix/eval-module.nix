@@ -33,6 +33,7 @@ let
 in
 {
   environment = evaluated.config.rl.environment;
+  environmentFile = evaluated.config.rl.environmentFile;
   enabled = evaluated.config.rl.enable;
   sessionVariables = if target == "homeManager" then evaluated.config.home.sessionVariables else null;
   options = builtins.attrNames evaluated.options.rl;
@@ -42,6 +43,7 @@ in
     let unit = evaluated.config.systemd.services.rl-infer; in {
       inherit (unit) wantedBy;
       inherit (unit.serviceConfig) DynamicUser StateDirectory ProtectSystem;
+      EnvironmentFile = unit.serviceConfig.EnvironmentFile or null;
       keys = builtins.attrNames unit.serviceConfig;
     }
   else null;

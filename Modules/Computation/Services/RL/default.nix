@@ -18,6 +18,19 @@ in
   options.rl = import ../../../../lib/module-options.nix { inherit lib; } universe // {
     enable = lib.mkEnableOption "RL Module: training, evaluation, inference and the model registry";
 
+    environmentFile = lib.mkOption {
+      type = lib.types.nullOr lib.types.externalPath;
+      default = null;
+      example = "/run/secrets/rl.env";
+      description = ''
+        A file outside the Nix store with the values that carry credentials, as `KEY=VALUE` lines (systemd's
+        `EnvironmentFile=` format): `RL_REGISTRY_DB=postgresql://rl:…@db/rl`, `PGPASSWORD=…`,
+        `AWS_SECRET_ACCESS_KEY=…`. Services read it through systemd, the wrapped commands when they start;
+        a variable already set in the environment wins. Options that may carry a credential are refused
+        when their value does (the rendered configuration is world-readable in the store).
+      '';
+    };
+
     environment = lib.mkOption {
       type = lib.types.attrsOf lib.types.str;
       readOnly = true;

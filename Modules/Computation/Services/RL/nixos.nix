@@ -44,6 +44,8 @@ in
         SystemCallArchitectures = "native";
         # torch's JIT and numpy map executable memory: MemoryDenyWriteExecute stays off.
         MemoryDenyWriteExecute = false;
+      } // lib.optionalAttrs (cfg.environmentFile != null) {
+        EnvironmentFile = cfg.environmentFile; # read by systemd as root: the file may be root-only
       };
     };
   };

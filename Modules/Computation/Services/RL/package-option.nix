@@ -7,7 +7,10 @@
 
   options.rl.package = lib.mkOption {
     type = lib.types.package;
-    default = (import ./package.nix { inherit pkgs; environment = config.rl.environment; }).all;
+    default = (import ./package.nix {
+      inherit pkgs;
+      inherit (config.rl) environment environmentFile;
+    }).all;
     defaultText = lib.literalExpression "the rl-* commands wrapped with config.rl.environment";
     description = "The rl-* commands, wrapped with the rendered configuration.";
   };

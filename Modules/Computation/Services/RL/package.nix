@@ -1,12 +1,12 @@
 # The project's Python package set (Drv/) on a nixpkgs, and the rl-* commands wrapped with an
 # environment: { rl-train = <drv>; ...; all = <all commands>; python = <python with rl-module>; }
-{ pkgs, environment ? { } }:
+{ pkgs, environment ? { }, environmentFile ? null }:
 
 let
   python = pkgs.python3.override { packageOverrides = import ../../../../Drv; };
 in
 pkgs.callPackage ../../../../Drv/commands.nix {
-  inherit environment;
+  inherit environment environmentFile;
   inherit (python.pkgs) rl-module;
 }
 // {

@@ -11,6 +11,7 @@
     default = null;
     description = "OTLP endpoint for logs; null writes OTLP JSON lines into the run directory.";
     example = "http://localhost:4317";
+    secret = true; # may carry a credential: never rendered with one (rl.environmentFile carries it)
   };
   level = {
     type = { enum = [ "debug" "info" "warn" "error" ]; };

@@ -11,6 +11,7 @@
     default = "./rl_registry.db";
     description = "The registry's database: a SQLite file, or a PostgreSQL URL (`postgresql://user@host:5432/rl`) shared by many machines. Keep its password in libpq's PGPASSWORD, PGPASSFILE or PGSERVICEFILE (one in the URL works too, and is masked wherever the URL is written down).";
     example = "/var/lib/rl/registry.db";
+    secret = true; # may carry a credential: never rendered with one (rl.environmentFile carries it)
   };
   minReward = {
     type = { nullOr = "number"; };

@@ -11,6 +11,7 @@
     default = null;
     description = "Where the backend keeps runs: an MLflow tracking URI, `s3://bucket/prefix`, or a W&B entity; null takes the backend's own default.";
     example = "http://localhost:5000";
+    secret = true; # may carry a credential: never rendered with one (rl.environmentFile carries it)
   };
   experimentName = {
     type = "nonEmptyStr";

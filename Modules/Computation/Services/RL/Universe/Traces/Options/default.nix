@@ -11,6 +11,7 @@
     default = null;
     description = "OTLP endpoint for traces; null writes OTLP JSON lines into the run directory.";
     example = "http://localhost:4317";
+    secret = true; # may carry a credential: never rendered with one (rl.environmentFile carries it)
   };
   sampleRate = {
     type = { "numbers.between" = [ 0.0 1.0 ]; };
