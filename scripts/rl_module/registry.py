@@ -550,7 +550,9 @@ class Registry:
                limit: int | None = None) -> list[Model]:
         """Models, best mean reward first (unevaluated last, newest first among equals)."""
         where, params = self._filters(validated, env_id, algorithm)
-        sql = f"SELECT * FROM models{where} ORDER BY mean_reward IS NULL, mean_reward DESC, id DESC"
+        # Validated rows all have a reward: their order is the best-model indexes' own (read, not sorted).
+        order = "mean_reward DESC, id DESC" if validated else "mean_reward IS NULL, mean_reward DESC, id DESC"
+        sql = f"SELECT * FROM models{where} ORDER BY {order}"
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
