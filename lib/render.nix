@@ -38,7 +38,7 @@ in
   # The JSON spec committed as scripts/rl_module/spec.json.
   spec = universe: {
     generatedBy = "lib/spec.nix from Modules/Computation/Services/RL/Universe; regenerate with ./dev generate";
-    inherit (universe) features presets;
+    inherit (universe) features presets spaces;
   };
 
   # The README's options table (Markdown).

@@ -81,6 +81,23 @@ let
         (builtins.attrNames presets.${algorithm}))
       (builtins.attrNames presets);
 
+  # Search spaces (beside the Universe): { <name> = { "<option path or agent.kwargs.<key>>" = { float = [ lo hi ];
+  # log; } | { int = [ lo hi ]; step; } | { choices = [ .. ]; }; }; }, each parameter checked here.
+  readSpaces = moduleDir: options:
+    let
+      file = moduleDir + "/Spaces/default.nix";
+      spaces = if builtins.pathExists file then import file else { };
+      known = map (o: o.path) options;
+      check = space: path: parameter:
+        let kinds = builtins.filter (k: parameter ? ${k}) [ "float" "int" "choices" ]; in
+        if !(builtins.elem path known || builtins.substring 0 13 path == "agent.kwargs.")
+        then throw "space ${space} sets ${path}, which is neither an option of the Universe nor agent.kwargs.<key>"
+        else if builtins.length kinds != 1
+        then throw "space ${space}, ${path}: give exactly one of float = [ low high ], int = [ low high ], choices = [ ... ]"
+        else parameter;
+    in
+    builtins.mapAttrs (space: parameters: builtins.mapAttrs (check space) parameters) spaces;
+
   read = moduleDir:
     let
       universeDir = moduleDir + "/Universe";
@@ -99,7 +116,7 @@ let
         && unique "flag" (builtins.concatMap (o: [ o.flag ] ++ (if o.negFlag == null then [ ] else [ o.negFlag ])) options);
     in
     assert checked;
-    { inherit features options; presets = readPresets moduleDir options; };
+    { inherit features options; presets = readPresets moduleDir options; spaces = readSpaces moduleDir options; };
 in
 {
   inherit read;

@@ -123,7 +123,7 @@ def test_the_flake_evaluates_through_flake_parts(nix):
 
     assert flake_eval("packages.x86_64-linux", "builtins.attrNames") == sorted(
         ["default", "introspect-options", "rl-eval", "rl-infer", "rl-load-best", "rl-registry-list",
-         "rl-registry-copy", "rl-registry-prune", "rl-registry-validate", "rl-train"])
+         "rl-registry-copy", "rl-registry-prune", "rl-registry-validate", "rl-sweep", "rl-train"])
     assert flake_eval("apps.aarch64-darwin.rl-train", "app: app.type") == "app"
     assert flake_eval("nixosModules", "builtins.attrNames") == ["rl"]
     assert flake_eval("homeManagerModules", "builtins.attrNames") == ["rl"]
@@ -163,7 +163,7 @@ def test_secrets_come_from_an_environment_file_never_from_the_store(nix):
     wrappers = nix(str(ROOT / "tests/nix/wrappers.nix"), "--arg", "nixpkgsLib", str(checkout("NIXPKGS_LIB_CHECKOUT")),
                    "--argstr", "environment", json.dumps(evaluated["environment"]), "--arg", "environmentFile",
                    "/run/secrets/rl.env")
-    assert len(wrappers) == 9 and all("/run/secrets/rl.env" in text and SECRET not in text for text in wrappers)
+    assert len(wrappers) == 10 and all("/run/secrets/rl.env" in text and SECRET not in text for text in wrappers)
     assert all("--set-default RL_REGISTRY_DB" in text for text in wrappers)
 
 

@@ -87,12 +87,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ("CREATE INDEX idx_best_env_algorithm ON models(env_id, lower(algorithm), validated, mean_reward)",),
     # 5: the normalization statistics beside a model are unpickled too: they get their own checksum.
     ("ALTER TABLE models ADD COLUMN stats_sha256 TEXT",),
+    # 6: a sweep's trials are ordinary runs, recorded with their study and trial number.
+    ("ALTER TABLE models ADD COLUMN study TEXT", "ALTER TABLE models ADD COLUMN trial INTEGER",
+     "CREATE INDEX idx_study ON models(study, trial)"),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 COLUMNS = ("id", "model_path", "algorithm", "env_id", "timestamp", "total_timesteps", "mean_reward",
            "std_reward", "mean_episode_length", "hyperparams", "git_commit", "validated", "sha256", "run_id",
-           "kind", "eval_episodes", "validation", "remote_uri", "stats_sha256")
+           "kind", "eval_episodes", "validation", "remote_uri", "stats_sha256", "study", "trial")
 
 EVALUATION_COLUMNS = ("id", "run_id", "timesteps", "mean_reward", "std_reward", "mean_episode_length", "episodes",
                       "timestamp")
@@ -128,6 +131,8 @@ class Model:
     validation: str | None
     remote_uri: str | None
     stats_sha256: str | None = None
+    study: str | None = None  # the sweep (Optuna study) whose trial trained it
+    trial: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -488,20 +493,21 @@ class Registry:
 
     def register(self, *, model_path: str | Path, sha256: str, algorithm: str, env_id: str, total_timesteps: int,
                  run_id: str | None, kind: str, hyperparams: dict[str, Any] | None, git_commit: str | None,
-                 evaluation: Evaluation | None = None, stats_sha256: str | None = None) -> int:
+                 evaluation: Evaluation | None = None, stats_sha256: str | None = None,
+                 study: str | None = None, trial: int | None = None) -> int:
         """Record a model whose file is already complete on disk; returns its id. The path is stored
         absolute, so that any process, from any directory, finds the file."""
         with self._write() as db:
             cursor = db.execute(
                 "INSERT INTO models (model_path, algorithm, env_id, timestamp, total_timesteps, mean_reward,"
                 " std_reward, mean_episode_length, hyperparams, git_commit, validated, sha256, run_id, kind,"
-                " eval_episodes, stats_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, FALSE, ?, ?, ?, ?, ?)"
-                " RETURNING id",
+                " eval_episodes, stats_sha256, study, trial)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, FALSE, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (str(Path(model_path).resolve()), algorithm, env_id, int(time.time()), total_timesteps,
                  evaluation.mean_reward if evaluation else None, evaluation.std_reward if evaluation else None,
                  evaluation.mean_episode_length if evaluation else None,
                  json.dumps(hyperparams) if hyperparams is not None else None, git_commit, sha256, run_id, kind,
-                 evaluation.episodes if evaluation else None, stats_sha256),
+                 evaluation.episodes if evaluation else None, stats_sha256, study, trial),
             )
             return int(cursor.fetchone()["id"])
 
@@ -695,9 +701,11 @@ class Recorder:
     evaluation (the convergence rule's history, and the metrics of a checkpoint taken at the same step),
     and the final model, validated; pruning after each registration."""
 
-    def __init__(self, config: Config, run_id: str) -> None:
+    def __init__(self, config: Config, run_id: str, trial: tuple[str, int] | None = None) -> None:
         self.config = config
         self.run_id = run_id
+        self.study: str | None = trial[0] if trial is not None else None
+        self.trial: int | None = trial[1] if trial is not None else None
         self.registry = open_registry(config)
         self.rules = rules_for(config, config.env.envId)
         self.git_commit = git_commit()
@@ -711,7 +719,7 @@ class Recorder:
             model_path=saved.path, sha256=saved.sha256, algorithm=self.config.agent.algorithm,
             env_id=self.config.env.envId, total_timesteps=saved.timesteps, run_id=self.run_id, kind=kind,
             hyperparams=self.hyperparams, git_commit=self.git_commit, evaluation=evaluation,
-            stats_sha256=saved.stats_sha256)
+            stats_sha256=saved.stats_sha256, study=self.study, trial=self.trial)
         log.info("model %d registered: %s %s at %d steps", model_id, kind, saved.path, saved.timesteps,
                  extra=event("rl.model.registered", model_id=model_id, model_kind=kind, model_path=str(saved.path),
                              timesteps=saved.timesteps))

@@ -11,7 +11,7 @@ import json
 import math
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -65,6 +65,8 @@ class Spec:
     features: tuple[Feature, ...]
     # (algorithm, envId) -> {option path: value}: tuned hyperparameters (Modules/.../RL/Presets).
     presets: dict[tuple[str, str], dict[str, Any]]
+    # name -> {parameter: {"float"|"int"|"choices": ..., ...}}: rl-sweep's search spaces (Modules/.../RL/Spaces).
+    spaces: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     def options(self, keys: tuple[str, ...] | None = None) -> Iterator[Option]:
         for feature in self.features:
@@ -115,7 +117,7 @@ def load() -> Spec:
         (p["algorithm"], p["envId"]): {path: coerce(value, types[path]) for path, value in p["options"].items()}
         for p in raw["presets"]
     }
-    return Spec(tuple(features), presets)
+    return Spec(tuple(features), presets, raw.get("spaces", {}))
 
 
 def _constructor(type_: Any) -> tuple[str, Any]:

@@ -19,6 +19,7 @@ import logging
 import os
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -141,6 +142,18 @@ class Plan:
     device: str
     threshold: float | None  # the reward a model must reach (registry.minReward, else the env's)
     resume: Resume | None = None
+    trial: Trial | None = None  # set when the run is a sweep's trial
+
+
+@dataclass(frozen=True)
+class Trial:
+    """A sweep's trial: its study and number, recorded with every model of the run, and where each
+    periodic evaluation is reported (the pruner): `report(timesteps, mean_reward)` returns False to end
+    the run at once (pruned)."""
+
+    study: str
+    number: int
+    report: Callable[[int, float], bool]
 
 
 def reward_threshold(config: Config, info: EnvInfo) -> float | None:
@@ -221,7 +234,7 @@ class TrainResult:
     fps: float
     threshold: float | None
     stopped_early: bool
-    status: str = "finished"  # finished | interrupted (stopped by a signal before totalTimesteps)
+    status: str = "finished"  # finished | interrupted (stopped by a signal) | pruned (a sweep's pruner ended it)
     signal: str | None = None  # the signal that stopped the run (SIGTERM, SIGINT)
     total_timesteps: int = 0  # what the run was asked for (train.totalTimesteps)
     resumed_from: int | None = None  # the step count this segment continued from
@@ -259,6 +272,7 @@ class _EvalTracker:
         self.reached_at: float | None = previous.get("threshold_reached_at")
         self.reached_steps: int | None = previous.get("threshold_reached_steps")
         self.stopped = False
+        self.pruned = False
 
 
 def _on_new_best(run: store.Run, threshold: float | None, tracker: _EvalTracker) -> Any:
@@ -283,7 +297,7 @@ def _on_new_best(run: store.Run, threshold: float | None, tracker: _EvalTracker)
 
 
 def _after_eval(tracker: _EvalTracker, recorder: registry.Recorder | None, config: Config,
-                threshold: float | None) -> Any:
+                threshold: float | None, trial: Trial | None = None) -> Any:
     """Called by EvalCallback after every evaluation: record it (result.json, the registry's history);
     with train.stopOnReward, end training once the model would validate: this evaluation reaches the
     threshold and the last registry.convergenceWindow evaluations have converged."""
@@ -302,6 +316,12 @@ def _after_eval(tracker: _EvalTracker, recorder: registry.Recorder | None, confi
                                  std_reward=result.std_reward))
             if recorder is not None:
                 recorder.evaluation(self.num_timesteps, result.as_registry())
+            if trial is not None and not trial.report(self.num_timesteps, result.mean_reward):
+                log.info("trial %d of %s pruned at %d steps (mean reward %.2f)", trial.number, trial.study,
+                         self.num_timesteps, result.mean_reward,
+                         extra=event("rl.trial.pruned", timesteps=self.num_timesteps, mean_reward=result.mean_reward))
+                tracker.stopped = tracker.pruned = True
+                return False
             if config.train.stopOnReward and threshold is not None and result.mean_reward >= threshold and \
                     registry.converged([h["mean_reward"] for h in tracker.history], window, tolerance):
                 log.info("stopping on reward: %.2f >= %g, the last evaluations converged", result.mean_reward,
@@ -391,7 +411,8 @@ def train(plan: Plan) -> TrainResult:
             try:
                 with logs.to_file(run.directory / "train.log", config.logs.level), \
                         telemetry.session(config, run.id, run.directory) as signals:
-                    recorder = registry.Recorder(config, run.id) if config.registry.enable else None
+                    trial = (plan.trial.study, plan.trial.number) if plan.trial else None
+                    recorder = registry.Recorder(config, run.id, trial) if config.registry.enable else None
                     uploader = store.Uploader(run, config)
                     try:
                         return _learn(plan, model, run, venv, eval_venv, started, recorder, signals, uploader, stop)
@@ -465,7 +486,8 @@ def _learn(plan: Plan, model: BaseAlgorithm, run: store.Run, venv: VecEnv, eval_
                 eval_env=eval_venv, n_eval_episodes=config.eval.episodes, deterministic=config.eval.deterministic,
                 eval_freq=max(config.train.evalFreq // config.env.nEnvs, 1), log_path=str(run.directory),
                 callback_on_new_best=_on_new_best(run, plan.threshold, tracker),
-                callback_after_eval=_after_eval(tracker, recorder, config, plan.threshold), verbose=0, warn=False,
+                callback_after_eval=_after_eval(tracker, recorder, config, plan.threshold, plan.trial), verbose=0,
+                warn=False,
             )
             if resume is not None:
                 _continue_evaluations(evaluations, run, done, config.env.nEnvs)
@@ -493,7 +515,7 @@ def _learn(plan: Plan, model: BaseAlgorithm, run: store.Run, venv: VecEnv, eval_
             saved = store.save_model(model, run.model_path, venv, _keeps_replay(config, "final"))
             log.info("model saved: %s (%d steps)", saved.path, saved.timesteps,
                      extra=event("rl.model.saved", model_path=str(saved.path), timesteps=saved.timesteps))
-            if not stop.requested:
+            if not stop.requested and not tracker.pruned:  # a pruned trial has shown enough
                 with signals.span(traces.EVAL_SPAN, {"rl.timesteps": saved.timesteps, "rl.eval.final": True}):
                     result = _evaluate_final(model, config, run.model_path, plan.seed, stop)
             if recorder is not None:
@@ -502,7 +524,7 @@ def _learn(plan: Plan, model: BaseAlgorithm, run: store.Run, venv: VecEnv, eval_
             uploader.upload_model(saved.path)
             if run.best_model_path.exists():
                 uploader.upload_model(run.best_model_path)
-        status = "interrupted" if interrupted else "finished"
+        status = "interrupted" if interrupted else "pruned" if tracker.pruned else "finished"
         if run_span is not None:
             run_span.set_attribute("rl.run.status", status)
             if stop.signal_name:

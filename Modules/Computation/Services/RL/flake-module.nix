@@ -24,7 +24,7 @@ in
     let
       commands = config.rl.commands;
       names = [ "rl-train" "rl-eval" "rl-infer" "rl-registry-list" "rl-registry-validate" "rl-registry-prune"
-                "rl-registry-copy" "rl-load-best" "introspect-options" ];
+                "rl-registry-copy" "rl-sweep" "rl-load-best" "introspect-options" ];
     in
     {
       config = lib.mkIf cfg.enable {

@@ -8,6 +8,7 @@
   "Feature"
   "Agent"
   "Train"
+  "Sweep"
   "Eval"
   "Infer"
   "Store"

@@ -1,0 +1,71 @@
+# Sweep: hyperparameter search on Optuna. Every trial is an ordinary run (its own run directory, its
+# registry rows with the study and trial number); the study lives in a database many hosts share.
+{
+  studyName = {
+    type = "nonEmptyStr";
+    default = "rl-sweep";
+    description = "Name of the study: running rl-sweep again with it (on this host or another) continues it.";
+    example = "ppo-cartpole";
+  };
+  trials = {
+    type = "ints.positive";
+    default = 20;
+    description = "Trials the whole study runs (finished or pruned), across every worker and host.";
+    example = 100;
+  };
+  workers = {
+    type = "ints.positive";
+    default = 1;
+    description = "Worker processes on this host, each running one trial at a time.";
+    example = 2;
+  };
+  sampler = {
+    type = { enum = [ "tpe" "random" "cmaes" "qmc" ]; };
+    default = "tpe";
+    description = "How the next trial's values are chosen: Optuna's TPE, random search, CMA-ES, or quasi-Monte Carlo.";
+    example = "random";
+  };
+  pruner = {
+    type = { enum = [ "median" "halving" "hyperband" "none" ]; };
+    default = "median";
+    description = "Which trials stop early on their intermediate evaluations: below the median, successive halving, Hyperband, or none.";
+    example = "hyperband";
+  };
+  storage = {
+    type = { nullOr = "nonEmptyStr"; };
+    default = null;
+    description = "Where the study lives (an Optuna RDB storage URL); null: the registry's own database (registry.dbPath).";
+    example = "postgresql://rl@db.internal:5432/rl";
+    secret = true; # may carry a credential: never rendered with one (rl.environmentFile carries it)
+  };
+  trialTimesteps = {
+    type = "ints.positive";
+    default = 20000;
+    description = "Environment steps each trial trains.";
+    example = 100000;
+  };
+  evaluations = {
+    type = "ints.positive";
+    default = 5;
+    description = "Intermediate evaluations per trial, each reported to the pruner.";
+    example = 10;
+  };
+  space = {
+    type = "attrs";
+    default = { };
+    description = "The search space over the algorithm's default one (Spaces/): { \"<option or agent.kwargs.<key>>\" = { float = [ low high ]; log = true; } | { int = [ low high ]; step = 1; } | { choices = [ ... ]; }; }; a parameter set to null is left out.";
+    example = { "train.gamma" = { float = [ 0.95 0.999 ]; }; "agent.kwargs.n_epochs" = { choices = [ 5 10 ]; }; };
+  };
+  baseSpace = {
+    type = { nullOr = "nonEmptyStr"; };
+    default = null;
+    description = "The named space (Spaces/) that sweep.space is laid over; null: the algorithm's own; `none`: sweep.space alone.";
+    example = "ppo-zoo";
+  };
+  heartbeat = {
+    type = "ints.positive";
+    default = 10;
+    description = "Seconds between a running trial's heartbeats; a trial silent for three of them (a killed worker, a lost host) is failed and retried.";
+    example = 30;
+  };
+}

@@ -1,0 +1,102 @@
+"""rl-sweep: search hyperparameters on Optuna until the study has sweep.trials trials, on this host's
+sweep.workers processes and on any other host running it with the same study and storage.
+
+Every trial is an ordinary run (rl-train's, with the sampled values), recorded in the registry with its
+study and trial number. SIGTERM or Ctrl-C stops the trials where they are; running the command again
+continues the study. At the end: the trials, the best configuration as Nix and as rl-train flags, and
+plots in <store.modelDir>/sweeps/<study>/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..config import ALL_FEATURES, Command, Config
+from . import run
+
+
+def _sweep(config: Config, args: argparse.Namespace) -> int:
+    from .. import logs, registry, sweep, train
+
+    logs.setup(config)
+    space = sweep.space_of(config)  # every check before any work: a bad option exits 2 here
+    train.prepare(config.replace("train.totalTimesteps", config.sweep.trialTimesteps, "sweep.trialTimesteps"))
+    if config.registry.enable:
+        registry.open_registry(config).close()  # the registry's tables first: the study may share its database
+    study = sweep.open_study(config, space)
+    name, total = study.study_name, config.sweep.trials
+    seen: list[str] = []
+
+    def progress() -> None:
+        c = sweep.counts(study)
+        best = sweep.best_values(study)
+        line = (f"rl-sweep: {name}: {c['finished'] + c['pruned']}/{total} trials ({c['finished']} finished, "
+                f"{c['pruned']} pruned, {c['failed']} failed, {c['running']} running)"
+                + (f"; best {best['value']:.2f} (trial {best['trial']})" if best else ""))
+        if not seen or seen[-1] != line:
+            seen.append(line)
+            print(line, file=sys.stderr, flush=True)
+
+    stopped = None if args.report else sweep.run_workers(config, progress)
+    folder = Path(config.store.modelDir) / "sweeps" / name
+    best = sweep.best_values(study)
+    result: dict[str, Any] = {
+        "study": name, "storage": sweep.where(config), "trials": sweep.report(study), "counts": sweep.counts(study),
+        "best": best, "stopped_by": stopped,
+        "plots": sweep.plot(study, folder) if best else [],
+    }
+    if best:
+        result["nix"] = sweep.as_nix(best["values"])
+        result["flags"] = sweep.as_flags(config, best["values"])
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "report.json").write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
+    print(json.dumps(result, default=str) if args.json else _summary(result, folder))
+    return 128 + signal.Signals[stopped].value if stopped else 0
+
+
+def _summary(result: dict[str, Any], folder: Path) -> str:
+    lines = [f"rl-sweep: study {result['study']} in {result['storage']}",
+             "  trial  state     value     time  run / model"]
+    for t in result["trials"]:
+        value = "-" if t["value"] is None else f"{t['value']:.2f}"
+        duration = "-" if t["duration_s"] is None else f"{t['duration_s']:.0f}s"
+        lines.append(f"  {t['number']:>5}  {t['state']:<8} {value:>7} {duration:>7}  "
+                     f"{t['run_id'] or '-'} / {t['model_id'] if t['model_id'] is not None else '-'}"
+                     + (f"  ({t['error']})" if t["error"] else ""))
+    best = result["best"]
+    if best is None:
+        lines.append("  no trial has finished yet")
+    else:
+        lines += [f"  best: trial {best['trial']}, mean reward {best['value']:.2f}", "",
+                  "  as Nix:", *("    " + line for line in result["nix"].splitlines()), "",
+                  "  train with it:", "    rl-train " + shlex.join(result["flags"])]
+    lines.append(f"  report and plots in {folder}")
+    if result["stopped_by"]:
+        lines.append(f"  stopped by {result['stopped_by']}: run the same command again to continue the study")
+    return "\n".join(lines)
+
+
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--report", action="store_true", help="report on the study as it is, running no trial")
+
+
+def _layer(config: Config) -> Config:
+    from ..train import apply_preset
+
+    return apply_preset(config)
+
+
+COMMAND = Command(prog="rl-sweep", description=__doc__.split("\n\n")[0], features=ALL_FEATURES, action=_sweep,
+                  add_arguments=_arguments, layer=_layer)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(COMMAND, argv)
