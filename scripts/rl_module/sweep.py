@@ -295,12 +295,12 @@ def _in_budget(study: optuna.Study, number: int, trials: int) -> bool:
 
 def work(config: Config, index: int) -> None:
     """One worker process: trials one after another until the study has its total, or a signal."""
+    import warnings
+
     import optuna
     from optuna.trial import TrialState
 
     from . import logs, stopping, train
-
-    import warnings
 
     # The console shows each trial's warnings, not its every event (progress comes from the parent);
     # every run's train.log keeps logs.level.
