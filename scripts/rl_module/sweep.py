@@ -23,6 +23,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -191,20 +192,31 @@ def _where(config: Config) -> str:
 
 
 def storage(config: Config) -> Any:
+    """Optuna's RDB storage for the study, with heartbeats: a trial silent for three of them is failed and
+    queued again with its values (RetryHeartbeatStaleTrialCallback)."""
+    import warnings
+
     import optuna
-    from optuna.storages import RDBStorage, RetryFailedTrialCallback
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     beat = config.sweep.heartbeat
-    try:
-        return RDBStorage(storage_url(config), heartbeat_interval=beat, grace_period=3 * beat,
-                          failed_trial_callback=RetryFailedTrialCallback(max_retry=3),
-                          engine_kwargs=_engine_kwargs(config))
-    except Exception as error:
-        shown = masked_url(config.sweep.storage or config.registry.dbPath)
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UsageError(f"option {_where(config)}: cannot open the study's storage {shown}: "
-                         f"{masked_url(first)}") from None
+    for attempt in range(3):
+        try:
+            return RDBStorage(storage_url(config), heartbeat_interval=beat, grace_period=3 * beat,
+                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
+                              engine_kwargs=_engine_kwargs(config))
+        except Exception as error:
+            # Hosts that start together race to create Optuna's tables: the loser finds them made.
+            if attempt < 2 and ("duplicate key" in str(error) or "already exists" in str(error)):
+                time.sleep(0.5)
+                continue
+            shown = masked_url(config.sweep.storage or config.registry.dbPath)
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise UsageError(f"option {_where(config)}: cannot open the study's storage {shown}: "
+                             f"{masked_url(first)}") from None
+    raise AssertionError("unreachable")
 
 
 def _engine_kwargs(config: Config) -> dict[str, Any]:

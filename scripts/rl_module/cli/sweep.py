@@ -27,10 +27,13 @@ def _sweep(config: Config, args: argparse.Namespace) -> int:
 
     logs.setup(config)
     space = sweep.space_of(config)  # every check before any work: a bad option exits 2 here
-    train.prepare(config.replace("train.totalTimesteps", config.sweep.trialTimesteps, "sweep.trialTimesteps"))
+    train.prepare(sweep.trial_config(config, {}, config.sweep.studyName, 0))  # a trial as it will run
+    if config.sweep.storage is not None:  # a storage of its own: checked before anything is written
+        study = sweep.open_study(config, space)
     if config.registry.enable:
         registry.open_registry(config).close()  # the registry's tables first: the study may share its database
-    study = sweep.open_study(config, space)
+    if config.sweep.storage is None:
+        study = sweep.open_study(config, space)
     name, total = study.study_name, config.sweep.trials
     seen: list[str] = []
 

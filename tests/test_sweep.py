@@ -1,0 +1,168 @@
+"""rl-sweep as real processes: a small sweep with two workers on SQLite; one study driven by two hosts on a
+real PostgreSQL; a host killed with kill -9 mid-trial (its trial failed and retried, the total still
+reached); SIGTERM then the same command again (the study continues); and every bad input refused before
+anything starts."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import BIN, command
+from rl_module.registry import Registry
+
+pytestmark = pytest.mark.slow
+
+# Small trials over a small space: fast, and every trial different.
+SPACE = {"train.learningRate": {"float": [1e-4, 3e-3], "log": True}, "agent.kwargs.n_epochs": {"choices": [1, 2, 4]},
+         "train.gamma": {"float": [0.9, 0.999]}}
+SMALL = ("--trial-timesteps", "1024", "--evaluations", "2", "--episodes", "2", "--no-preset", "--agent-kwargs",
+         '{"n_steps": 128}', "--base-space", "none", "--space", json.dumps(SPACE), "--pruner", "none", "--seed", "3")
+
+
+def sweep(cwd: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 300) -> dict[str, Any]:
+    result = command("rl-sweep", *SMALL, *args, "--json", cwd=cwd, env=env, timeout=timeout)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout)
+
+
+def run_config(cwd: Path, run_id: str) -> dict[str, Any]:
+    return json.loads((cwd / "models" / run_id / "config.json").read_text())
+
+
+def test_a_small_sweep_with_two_workers_records_every_trial_and_hands_back_the_best(tmp_path):
+    out = sweep(tmp_path, "--trials", "4", "--sweep-workers", "2", "--study-name", "small")
+    trials = [t for t in out["trials"] if t["state"] == "complete"]
+    assert out["counts"]["finished"] == 4 and sorted(t["number"] for t in trials) == [0, 1, 2, 3]
+    assert len({json.dumps(t["params"], sort_keys=True) for t in trials}) == 4  # each worker samples its own
+    with Registry(tmp_path / "rl_registry.db") as registry:
+        finals = {m.trial: m for m in registry.models() if m.kind == "final"}
+    assert sorted(finals) == [0, 1, 2, 3] and {m.study for m in finals.values()} == {"small"}
+    for t in trials:  # an ordinary run, whose config.json says which values the sweep set
+        assert finals[t["number"]].id == t["model_id"] and finals[t["number"]].run_id == t["run_id"]
+        options = run_config(tmp_path, t["run_id"])["options"]
+        assert options["train"]["learningRate"]["source"] == f"sweep small trial {t['number']}"
+        assert options["train"]["totalTimesteps"] == {"value": 1024, "source": f"sweep small trial {t['number']}"}
+        assert options["agent"]["kwargs"]["value"]["n_epochs"] == t["params"]["agent.kwargs.n_epochs"]
+        assert options["env"]["envId"]["source"] == "default"
+    best = max(trials, key=lambda t: t["value"])
+    assert out["best"]["trial"] == best["number"] and out["best"]["value"] == best["value"]
+    assert f'train.gamma = {json.dumps(best["params"]["train.gamma"])};' in out["nix"]
+    assert out["flags"][:4] == ["--env-id", "CartPole-v1", "--algorithm", "ppo"] and "--gamma" in out["flags"]
+    folder = tmp_path / "models" / "sweeps" / "small"
+    assert (folder / "history.png").stat().st_size > 1000 and json.loads((folder / "report.json").read_text())
+    # The flags train that configuration as they say.
+    trained = command("rl-train", *out["flags"], "--total-timesteps", "256", "--no-preset", "--print-config",
+                      cwd=tmp_path)
+    assert json.loads(trained.stdout)["train"]["gamma"]["value"] == best["params"]["train.gamma"]
+    report = command("rl-sweep", *SMALL, "--study-name", "small", "--report", cwd=tmp_path)
+    assert report.returncode == 0 and "best: trial" in report.stdout and "as Nix:" in report.stdout
+
+
+def test_one_study_on_postgresql_driven_by_two_hosts_has_unique_trials_and_the_exact_total(postgres, tmp_path):
+    url = postgres.url(postgres.new_database())
+    hosts = [tmp_path / "host-a", tmp_path / "host-b"]
+    processes = []
+    for host in hosts:
+        host.mkdir()
+        processes.append(subprocess.Popen(
+            [str(BIN / "rl-sweep"), *SMALL, "--trials", "5", "--study-name", "fleet", "--json"], cwd=host,
+            env=_environment({"RL_REGISTRY_DB": url}), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outputs = [p.communicate(timeout=300) for p in processes]
+    assert all(p.returncode == 0 for p in processes), [err[-3000:] for _, err in outputs]
+    final = json.loads(outputs[-1][0])
+    numbers = [t["number"] for t in final["trials"] if t["state"] == "complete"]
+    assert sorted(numbers) == list(range(len(numbers))) and final["counts"]["finished"] == 5
+    with Registry(url) as registry:
+        finals = [m for m in registry.models() if m.kind == "final" and m.study == "fleet"]
+    assert sorted(m.trial for m in finals) == sorted(numbers)
+    assert {Path(m.model_path).parent.parent.parent for m in finals} == set(hosts)  # both hosts trained
+    assert postgres.password not in outputs[0][1] + outputs[1][1] + outputs[0][0]
+
+
+def test_a_host_killed_mid_trial_has_its_trial_failed_and_retried(tmp_path):
+    """Host A dies (kill -9 of its process group) mid-trial; host B, on the same SQLite study, fails that
+    trial once its heartbeat is stale (3 x 1 s), runs it again with the same values, and reaches the total."""
+    hosts = {name: tmp_path / name for name in ("a", "b")}
+    for host in hosts.values():
+        host.mkdir()
+    db = str(tmp_path / "shared.db")
+    args = [str(BIN / "rl-sweep"), *SMALL, "--trial-timesteps", "8192", "--trials", "3", "--study-name", "crash",
+            "--heartbeat", "1", "--registry-db", db, "--json"]
+    doomed = subprocess.Popen(args, cwd=hosts["a"], env=_environment({}), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not list((hosts["a"] / "models").glob("*/progress.csv")):  # host A is inside its first trial
+        assert time.monotonic() < deadline and doomed.poll() is None
+        time.sleep(0.1)
+    time.sleep(1.0)
+    os.killpg(doomed.pid, signal.SIGKILL)
+    doomed.wait()
+    survivor = command("rl-sweep", *args[1:], cwd=hosts["b"], timeout=300)
+    assert survivor.returncode == 0, survivor.stderr[-3000:]
+    out = json.loads(survivor.stdout)
+    failed = [t for t in out["trials"] if t["state"] == "fail"]
+    assert out["counts"]["finished"] == 3 and len(failed) == 1
+    retried = [t for t in out["trials"] if t["state"] == "complete" and t["params"] == failed[0]["params"]]
+    assert len(retried) == 1 and retried[0]["number"] > failed[0]["number"]
+
+
+def test_sigterm_stops_the_trials_and_the_same_command_continues_the_study(tmp_path):
+    args = [str(BIN / "rl-sweep"), *SMALL, "--trial-timesteps", "4096", "--trials", "3", "--study-name", "paused",
+            "--json"]
+    first = subprocess.Popen(args, cwd=tmp_path, env=_environment({}), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list((tmp_path / "models").glob("*/progress.csv")):
+        assert time.monotonic() < deadline and first.poll() is None
+        time.sleep(0.1)
+    time.sleep(1.0)
+    first.send_signal(signal.SIGTERM)
+    out, err = first.communicate(timeout=60)
+    assert first.returncode == 143, err[-3000:]
+    stopped = json.loads(out)
+    assert stopped["stopped_by"] == "SIGTERM" and stopped["counts"]["waiting"] == 1  # queued again
+    assert any(t["error"] == "stopped by a signal" for t in stopped["trials"])
+    again = command("rl-sweep", *args[1:], cwd=tmp_path, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    continued = json.loads(again.stdout)
+    assert continued["counts"]["finished"] == 3 and continued["counts"]["waiting"] == 0
+    interrupted = next(t for t in continued["trials"] if t["error"] == "stopped by a signal")
+    assert any(t["params"] == interrupted["params"] and t["state"] == "complete" for t in continued["trials"])
+
+
+@pytest.mark.parametrize("space,expected", [
+    ({"train.gamma": {"float": [0.999, 0.9]}}, "parameter train.gamma has low 0.999 >= high 0.9"),
+    ({"agent.kwargs.ent_coef": {"float": [0, 0.1], "log": True}}, "log scale, so its low must be > 0"),
+    ({"agent.kwargs.buffer_size": {"choices": [1000]}}, "is not an argument of ppo"),
+    ({"agent.kwargs.n_epochs": {"choices": []}}, "has an empty choice list"),
+    ({"train.gamma": {"int": [1, 2], "choices": [1]}}, "exactly one of"),
+])
+def test_a_malformed_space_is_one_line_naming_the_option_and_nothing_starts(tmp_path, space, expected):
+    result = command("rl-sweep", *SMALL, "--space", json.dumps(space), "--trials", "1", cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "option sweep.space from flag --space: parameter" in result.stderr and expected in result.stderr
+    assert not (tmp_path / "models").exists() and not (tmp_path / "rl_registry.db").exists()
+
+
+def test_a_study_that_exists_with_another_space_and_an_unreachable_storage_are_refused(tmp_path):
+    sweep(tmp_path, "--trials", "1", "--study-name", "taken")
+    other = command("rl-sweep", *SMALL, "--trials", "1", "--study-name", "taken", "--space",
+                    json.dumps({"train.gamma": {"float": [0.9, 0.95]}}), cwd=tmp_path)
+    assert other.returncode == 2 and "option sweep.studyName from flag --study-name" in other.stderr
+    assert "searches another space" in other.stderr
+    down = command("rl-sweep", *SMALL, "--trials", "1", "--storage",
+                   "postgresql://rl:hunter2@127.0.0.1:9/rl", cwd=tmp_path / "models")
+    assert down.returncode == 2 and "option sweep.storage from flag --storage" in down.stderr, down.stderr
+    assert "hunter2" not in down.stderr and "rl:***@" in down.stderr
+
+
+def _environment(extra: dict[str, str]) -> dict[str, str]:
+    return {**{k: v for k, v in os.environ.items() if not k.startswith(("RL_", "OTEL_"))}, **extra}
