@@ -29,7 +29,8 @@ def train(tmp_path: Path, capsys: Any, *argv: str) -> dict[str, Any]:
 
 
 def infer(tmp_path: Path, capsys: Any, model_id: int, observation: Any) -> Any:
-    code = run(INFER, ["--registry-db", str(tmp_path / "r.db"), "--model-id", str(model_id),
+    code = run(INFER, ["--registry-db", str(tmp_path / "r.db"), "--model-dir", str(tmp_path / "models"),
+                       "--model-id", str(model_id),
                        "--obs", json.dumps(observation)], {})
     out, err = capsys.readouterr()
     assert code == 0, err
@@ -109,7 +110,7 @@ def test_dict_observations_with_multi_input_policy(tmp_path, capsys):
     batch = infer(tmp_path, capsys, result["model_id"], {"position": [[0.1], [0.2]], "target": [[0.5], [0.4]]})
     assert len(batch) == 2
     code = run(INFER, ["--registry-db", str(tmp_path / "r.db"), "--model-id", str(result["model_id"]),
-                       "--obs", '{"position": [0.1]}'], {})
+                       "--model-dir", str(tmp_path / "models"), "--obs", '{"position": [0.1]}'], {})
     assert code == 2 and "keys ['position', 'target']" in capsys.readouterr().err
 
 

@@ -224,4 +224,4 @@ def test_resolve_only_reads_the_features_a_command_uses():
     args = TRAIN.parser(SPEC).parse_args([])
     config = resolve(SPEC, ("registry",), args, {"RL_ENV_N_ENVS": "not read"})
     assert {p.split(".")[0] for p in config.settings} == {"registry"}
-    assert len(ALL_FEATURES) == 12
+    assert len(ALL_FEATURES) == 13

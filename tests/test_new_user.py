@@ -97,12 +97,13 @@ def test_rl_eval_reads_the_models_env_refuses_another_and_keeps_the_stronger_eva
     assert other.returncode == 2 and other.stderr.count("\n") == 1 and "Traceback" not in other.stderr
     assert "option env.envId from flag --env-id: 'CartPole-v1' does not fit the model" in other.stderr
     db = str(tmp_path / "r.db")
-    weaker = command("rl-eval", "--registry-db", db, "--model-id", str(result["model_id"]), "--episodes", "2")
+    weaker = command("rl-eval", "--registry-db", db, "--model-id", str(result["model_id"]), "--episodes", "2",
+                     cwd=tmp_path)
     assert weaker.returncode in (0, 1) and "keeps its 3-episode evaluation" in weaker.stdout
     with Registry(db) as registry:
         assert registry.get(result["model_id"]).eval_episodes == 3
     stronger = command("rl-eval", "--registry-db", db, "--model-id", str(result["model_id"]), "--episodes", "4",
-                       "--json")
+                       "--json", cwd=tmp_path)
     assert json.loads(stronger.stdout)["written_back"]
     with Registry(db) as registry:
         assert registry.get(result["model_id"]).eval_episodes == 4

@@ -11,7 +11,7 @@ from conftest import MODULE_DIR, ROOT, command
 from rl_module import spec as spec_module
 from rl_module.cli.introspect import render_from_spec
 
-FEATURES = ["Env", "Obs", "Feature", "Agent", "Train", "Eval", "Infer", "Store", "Registry", "Metrics",
+FEATURES = ["Env", "Obs", "Feature", "Agent", "Train", "Sweep", "Eval", "Infer", "Store", "Registry", "Metrics",
             "Traces", "Logs"]
 
 
@@ -30,7 +30,7 @@ def test_readme_options_table_is_what_nix_generates(nix):
     assert len(table.splitlines()) == 2 + sum(1 for _ in spec_module.load().options())
 
 
-def test_universe_lists_twelve_features_each_with_options_and_bindings(nix):
+def test_universe_lists_thirteen_features_each_with_options_and_bindings(nix):
     listed = nix(f"{MODULE_DIR}/Universe/default.nix")
     assert listed == FEATURES
     for feature in FEATURES:
@@ -43,7 +43,7 @@ def test_universe_lists_twelve_features_each_with_options_and_bindings(nix):
             assert {"type", "default", "description"} <= set(option), f"{feature}.{name}"
 
 
-def test_introspect_options_prints_all_twelve_features(nix):
+def test_introspect_options_prints_all_thirteen_features(nix):
     result = command("introspect-options", MODULE_DIR, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     headers = re.findall(r"^🔹 (\w+)$", result.stdout, flags=re.M)
