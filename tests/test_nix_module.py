@@ -180,3 +180,53 @@ def test_a_wrapper_reads_the_environment_file_and_the_users_environment_wins(nix
     shown = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True,
                            env={"RL_ENV_ENV_ID": "CartPole-v1", "PATH": os.environ["PATH"]}).stdout.strip()
     assert shown == f"{SECRET}|postgresql://rl:{SECRET}@db/rl|CartPole-v1"
+
+
+def units(nix, settings: dict[str, Any]) -> dict[str, Any]:
+    evaluated = nix(str(ROOT / "tests/nix/eval-module.nix"), "--arg", "nixpkgsLib",
+                    str(checkout("NIXPKGS_LIB_CHECKOUT")), "--argstr", "target", "nixos", "--argstr", "settings",
+                    json.dumps(settings), "--arg", "withPackage", "true")
+    return evaluated
+
+
+FLEET = {"enable": True, "environmentFile": "/run/secrets/rl.env",
+         "registry": {"dbPath": "postgresql://rl@db.internal:5432/rl"}, "store": {"backend": "s3",
+         "trackingUri": "s3://team-models/runs"}, "env": {"envId": "LunarLander-v3"},
+         "sweep": {"studyName": "ppo-lunar", "trials": 200, "workers": 3}}
+HARDENING = {"DynamicUser": True, "User": "rl", "StateDirectory": "rl", "WorkingDirectory": "/var/lib/rl",
+             "NoNewPrivileges": True, "ProtectSystem": "strict", "ProtectHome": True, "PrivateTmp": True,
+             "EnvironmentFile": "/run/secrets/rl.env"}
+
+
+def test_a_worker_host_runs_one_hardened_sweep_unit_per_worker(nix):
+    host = units(nix, {**FLEET, "services": {"sweep": {"enable": True}}, "train": {"device": "cuda"}})
+    sweeps = {name: unit for name, unit in host["units"].items() if name.startswith("rl-sweep@")}
+    assert sorted(sweeps) == ["rl-sweep@1", "rl-sweep@2", "rl-sweep@3"] and "rl-infer" not in host["units"]
+    for unit in sweeps.values():
+        config = unit["serviceConfig"]
+        assert config["ExecStart"] == "/nix/store/00000000000000000000000000000000-rl-commands/bin/rl-sweep " \
+                                      "--sweep-workers 1"
+        assert HARDENING.items() <= config.items() and config["Restart"] == "on-failure"
+        assert config["KillSignal"] == "SIGTERM" and config["TimeoutStopSec"] >= 60
+        assert config["SuccessExitStatus"] == [130, 143]  # a graceful stop is not a failure
+        assert config["PrivateDevices"] is False and "char-nvidia-uvm rw" in config["DeviceAllow"]  # cuda
+        assert unit["wantedBy"] == ["multi-user.target"] and "network-online.target" in unit["after"]
+    # What the units run with: the rendered configuration, credentials only through the file.
+    assert host["environment"]["RL_SWEEP_STUDY_NAME"] == "ppo-lunar" and host["environment"]["RL_SWEEP_WORKERS"] == "3"
+    assert host["environment"]["RL_REGISTRY_DB"] == "postgresql://rl@db.internal:5432/rl"
+    assert host["postgresql"] == {}
+
+
+def test_a_server_host_and_a_database_host(nix):
+    server = units(nix, {**FLEET, "infer": {"serve": True, "port": 8000}})
+    unit = server["units"]["rl-infer"]
+    assert unit["serviceConfig"]["ExecStart"].endswith("/bin/rl-infer --serve")
+    assert HARDENING.items() <= unit["serviceConfig"].items() and unit["serviceConfig"]["PrivateDevices"] is True
+    assert not any(name.startswith("rl-sweep@") for name in server["units"])
+    database = units(nix, {**FLEET, "registry": {"dbPath": "postgresql:///rl?host=/run/postgresql"},
+                           "services": {"postgresql": {"enable": True}, "sweep": {"enable": True}}})
+    assert database["postgresql"] == {"enable": True, "ensureDatabases": ["rl"],
+                                      "ensureUsers": [{"name": "rl", "ensureDBOwnership": True}]}
+    assert all("postgresql.service" in u["after"] for u in database["units"].values())
+    with pytest.raises(RuntimeError, match="rl.services.sweep.enable' is not of type `boolean'"):
+        units(nix, {**FLEET, "services": {"sweep": {"enable": "yes"}}})

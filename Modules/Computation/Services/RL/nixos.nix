@@ -1,9 +1,41 @@
-# NixOS: the rl-* commands in environment.systemPackages, configured by rl.*; with rl.infer.serve, a
-# hardened systemd service running `rl-infer --serve` (live hotswap to the registry's best model).
+# NixOS: the rl-* commands in environment.systemPackages, configured by rl.*; the services a fleet runs:
+#   - rl.infer.serve: `rl-infer --serve` (live hotswap to the registry's best model; it starts before any
+#     model exists and waits for the first one),
+#   - rl.services.sweep.enable: rl.sweep.workers instances of `rl-sweep@N`, each one worker of the study
+#     rl.sweep.studyName, against the registry (and study) every host shares,
+#   - rl.services.postgresql.enable: a local PostgreSQL holding the registry, on the host that keeps it.
+# Every unit shares one hardening block and the state directory; rl.environmentFile carries credentials.
 { config, lib, ... }:
 
 let
   cfg = config.rl;
+  gpu = cfg.train.device == "cuda" || cfg.infer.device == "cuda";
+  hardening = {
+    DynamicUser = true;
+    # A fixed name for the dynamic user: a local PostgreSQL lets the role of the same name in (peer).
+    User = "rl";
+    StateDirectory = "rl";
+    WorkingDirectory = "/var/lib/rl";
+    NoNewPrivileges = true;
+    PrivateTmp = true;
+    PrivateDevices = !gpu; # train.device = cuda: the NVIDIA devices, and nothing else
+    ProtectSystem = "strict";
+    ProtectHome = true;
+    ProtectKernelTunables = true;
+    ProtectKernelModules = true;
+    ProtectControlGroups = true;
+    RestrictAddressFamilies = [ "AF_INET" "AF_INET6" "AF_UNIX" ];
+    RestrictNamespaces = true;
+    LockPersonality = true;
+    SystemCallArchitectures = "native";
+    # torch's JIT and numpy map executable memory: MemoryDenyWriteExecute stays off.
+    MemoryDenyWriteExecute = false;
+  } // lib.optionalAttrs gpu {
+    DeviceAllow = [ "char-nvidia-frontend rw" "char-nvidia-caps rw" "char-nvidia-uvm rw" ];
+  } // lib.optionalAttrs (cfg.environmentFile != null) {
+    EnvironmentFile = cfg.environmentFile; # read by systemd as root: the file may be root-only
+  };
+  database = lib.optional cfg.services.postgresql.enable "postgresql.service";
 in
 {
   _class = "nixos";
@@ -14,39 +46,55 @@ in
     ./package-option.nix
   ];
 
+  options.rl.services = {
+    sweep.enable = lib.mkEnableOption ''
+      sweep workers: rl.sweep.workers instances of the unit `rl-sweep@N`, each running one rl-sweep worker
+      of the study rl.sweep.studyName (point rl.registry.dbPath at a PostgreSQL every host reaches, so
+      that several hosts run one study)'';
+    postgresql.enable = lib.mkEnableOption ''
+      a local PostgreSQL (services.postgresql) with a database and a role `rl` for the registry; the units
+      on this host reach it as `postgresql:///rl?host=/run/postgresql` (set rl.registry.dbPath to it)'';
+  };
+
   config = lib.mkIf cfg.enable {
     environment.systemPackages = [ cfg.package ];
 
-    systemd.services.rl-infer = lib.mkIf cfg.infer.serve {
-      description = "RL Module inference server (rl-infer --serve)";
-      wantedBy = [ "multi-user.target" ];
-      after = [ "network.target" ];
-      # The wrapped command already carries the configuration; the state directory holds the registry
-      # (registry.dbPath, relative paths resolve there) and the models.
-      serviceConfig = {
-        ExecStart = "${lib.getExe' cfg.package "rl-infer"} --serve";
-        DynamicUser = true;
-        StateDirectory = "rl";
-        WorkingDirectory = "/var/lib/rl";
-        Restart = "on-failure";
-        # Hardening: nothing but its state directory and the network it serves on.
-        NoNewPrivileges = true;
-        PrivateTmp = true;
-        PrivateDevices = true; # relax (and add DeviceAllow) to serve on a GPU with infer.device = cuda
-        ProtectSystem = "strict";
-        ProtectHome = true;
-        ProtectKernelTunables = true;
-        ProtectKernelModules = true;
-        ProtectControlGroups = true;
-        RestrictAddressFamilies = [ "AF_INET" "AF_INET6" "AF_UNIX" ];
-        RestrictNamespaces = true;
-        LockPersonality = true;
-        SystemCallArchitectures = "native";
-        # torch's JIT and numpy map executable memory: MemoryDenyWriteExecute stays off.
-        MemoryDenyWriteExecute = false;
-      } // lib.optionalAttrs (cfg.environmentFile != null) {
-        EnvironmentFile = cfg.environmentFile; # read by systemd as root: the file may be root-only
+    systemd.services = lib.optionalAttrs cfg.infer.serve {
+      rl-infer = {
+        description = "RL Module inference server (rl-infer --serve)";
+        wantedBy = [ "multi-user.target" ];
+        wants = [ "network-online.target" ];
+        after = [ "network-online.target" ] ++ database;
+        # The wrapped command already carries the configuration; relative paths resolve in the state
+        # directory. With no model yet it stays up, answering 503 on /readyz until the first one.
+        serviceConfig = hardening // {
+          ExecStart = "${lib.getExe' cfg.package "rl-infer"} --serve";
+          Restart = "on-failure";
+        };
       };
+    } // lib.optionalAttrs cfg.services.sweep.enable (lib.listToAttrs (map
+      (n: lib.nameValuePair "rl-sweep@${toString n}" {
+        description = "RL Module sweep worker ${toString n} of ${cfg.sweep.studyName}";
+        wantedBy = [ "multi-user.target" ];
+        wants = [ "network-online.target" ];
+        after = [ "network-online.target" ] ++ database;
+        serviceConfig = hardening // {
+          ExecStart = "${lib.getExe' cfg.package "rl-sweep"} --sweep-workers 1";
+          # SIGTERM stops the trial where it is (saved, queued again); exit 143 is that, not a failure.
+          KillSignal = "SIGTERM";
+          SuccessExitStatus = [ 130 143 ];
+          TimeoutStopSec = 120;
+          # Done when the study has its trials (exit 0); a crash or a lost database: again.
+          Restart = "on-failure";
+          RestartSec = 10;
+        };
+      })
+      (lib.range 1 cfg.sweep.workers)));
+
+    services.postgresql = lib.mkIf cfg.services.postgresql.enable {
+      enable = true;
+      ensureDatabases = [ "rl" ];
+      ensureUsers = [ { name = "rl"; ensureDBOwnership = true; } ];
     };
   };
 }
