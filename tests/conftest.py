@@ -46,11 +46,16 @@ def nix() -> object:
     return nix_eval
 
 
+def environment(extra: dict[str, str]) -> dict[str, str]:
+    """A process's environment: this one's without RL_*/OTEL_* (a test sets the options it means), plus
+    `extra`."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith(("RL_", "OTEL_"))}, **extra}
+
+
 def command(name: str, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
             input: str | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     """Run one of the project's console scripts as a real process."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("RL_", "OTEL_"))}
-    environ.update(env or {})
+    environ = environment(env or {})
     return subprocess.run([str(BIN / name), *args], capture_output=True, text=True, env=environ,
                           cwd=cwd, input=input, timeout=timeout, check=False)
 

@@ -17,12 +17,11 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 from test_serve import Server
 
-from conftest import BIN, boto_credentials, command
+from conftest import BIN, boto_credentials, command, environment
 from rl_module.registry import Model, Registry
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
@@ -81,7 +80,7 @@ def test_trainers_a_validator_and_a_server_on_different_hosts_share_one_registry
         # Two trainers on two hosts, at the same time; each host's model folder is gone when its run ends.
         trainers = {name: subprocess.Popen([str(BIN / "rl-train"), *TRAIN, "--seed", str(seed)],
                                            cwd=host(tmp_path, name), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                           text=True, env=_environment(store))
+                                           text=True, env=environment(store))
                     for seed, name in enumerate(("trainer-a", "trainer-b"))}
         finals = []
         for name, trainer in trainers.items():
@@ -164,7 +163,7 @@ def test_a_trainer_killed_mid_checkpoint_leaves_no_row_without_its_file_or_copy(
     trainer = subprocess.Popen([str(BIN / "rl-train"), "--total-timesteps", "1000000", "--checkpoint-freq", "64",
                                 "--eval-freq", "0", "--no-preset", "--agent-kwargs", '{"n_steps": 64}'],
                                cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               env=_environment(store))
+                               env=environment(store))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         with Registry(url) as registry:
@@ -185,7 +184,3 @@ def test_a_trainer_killed_mid_checkpoint_leaves_no_row_without_its_file_or_copy(
 def served_id(server: Server) -> int | None:
     status, body = server.request("GET", "/model")
     return body.get("id") if status == 200 else None
-
-
-def _environment(extra: dict[str, str]) -> dict[str, Any]:
-    return {**{k: v for k, v in os.environ.items() if not k.startswith(("RL_", "OTEL_"))}, **extra}

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from conftest import BIN, command
+from conftest import BIN, command, environment
 from rl_module.registry import Registry
 
 pytestmark = pytest.mark.slow
@@ -74,7 +74,7 @@ def test_one_study_on_postgresql_driven_by_two_hosts_has_unique_trials_and_the_e
         host.mkdir()
         processes.append(subprocess.Popen(
             [str(BIN / "rl-sweep"), *SMALL, "--trials", "5", "--study-name", "fleet", "--json"], cwd=host,
-            env=_environment({"RL_REGISTRY_DB": url}), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+            env=environment({"RL_REGISTRY_DB": url}), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     outputs = [p.communicate(timeout=300) for p in processes]
     assert all(p.returncode == 0 for p in processes), [err[-3000:] for _, err in outputs]
     final = json.loads(outputs[-1][0])
@@ -96,7 +96,7 @@ def test_a_host_killed_mid_trial_has_its_trial_failed_and_retried(tmp_path):
     db = str(tmp_path / "shared.db")
     args = [str(BIN / "rl-sweep"), *SMALL, "--trial-timesteps", "8192", "--trials", "3", "--study-name", "crash",
             "--heartbeat", "1", "--registry-db", db, "--json"]
-    doomed = subprocess.Popen(args, cwd=hosts["a"], env=_environment({}), stdout=subprocess.DEVNULL,
+    doomed = subprocess.Popen(args, cwd=hosts["a"], env=environment({}), stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 120
     while not list((hosts["a"] / "models").glob("*/progress.csv")):  # host A is inside its first trial
@@ -117,7 +117,7 @@ def test_a_host_killed_mid_trial_has_its_trial_failed_and_retried(tmp_path):
 def test_sigterm_stops_the_trials_and_the_same_command_continues_the_study(tmp_path):
     args = [str(BIN / "rl-sweep"), *SMALL, "--trial-timesteps", "4096", "--trials", "3", "--study-name", "paused",
             "--json"]
-    first = subprocess.Popen(args, cwd=tmp_path, env=_environment({}), stdout=subprocess.PIPE,
+    first = subprocess.Popen(args, cwd=tmp_path, env=environment({}), stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not list((tmp_path / "models").glob("*/progress.csv")):
@@ -162,7 +162,3 @@ def test_a_study_that_exists_with_another_space_and_an_unreachable_storage_are_r
                    "postgresql://rl:hunter2@127.0.0.1:9/rl", cwd=tmp_path / "models")
     assert down.returncode == 2 and "option sweep.storage from flag --storage" in down.stderr, down.stderr
     assert "hunter2" not in down.stderr and "rl:***@" in down.stderr
-
-
-def _environment(extra: dict[str, str]) -> dict[str, str]:
-    return {**{k: v for k, v in os.environ.items() if not k.startswith(("RL_", "OTEL_"))}, **extra}
