@@ -6,6 +6,7 @@ Python side parses back into the same configuration, and the flake evaluates thr
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import subprocess
@@ -49,14 +50,32 @@ def test_the_lock_pins_every_input_of_the_flake(nix):
 
 
 CHECKOUTS = {"NIXPKGS_LIB_CHECKOUT": "nix-community/nixpkgs.lib", "FLAKE_PARTS_CHECKOUT": "hercules-ci/flake-parts"}
+LOCK_NODES = {"NIXPKGS_LIB_CHECKOUT": "nixpkgs", "FLAKE_PARTS_CHECKOUT": "flake-parts"}
 
 
 def checkout(variable: str) -> Path:
-    path = os.environ.get(variable)
-    if not path:
-        pytest.skip(f"{variable} is not set: it names a checkout of {CHECKOUTS[variable]}, which cannot be "
-                    "fetched offline; the README's Nix section says how to run these tests")
+    """The checkout the variable names; else the revision flake.lock pins, fetched by Nix (with the
+    network); else the tests skip, saying why."""
+    path = os.environ.get(variable) or _fetched(variable)
+    if path is None:
+        pytest.skip(f"{variable} is not set and Nix could not fetch the revision flake.lock pins (offline?): it "
+                    f"names a checkout of {CHECKOUTS[variable]}; the README's Nix section says how to run these tests")
     return Path(path)
+
+
+@functools.cache
+def _fetched(variable: str) -> str | None:
+    """The path of the revision flake.lock pins, fetched once per session (None offline)."""
+    locked = json.loads((ROOT / "flake.lock").read_text())["nodes"][LOCK_NODES[variable]]["locked"]
+    tree = "builtins.fetchTree { " + " ".join(f'{key} = "{locked[key]}";' for key in (
+        "type", "owner", "repo", "rev", "narHash")) + " }"
+    try:
+        fetched = subprocess.run(["nix-instantiate", "--extra-experimental-features", "flakes", "--eval", "--json",
+                                  "--expr", f"({tree}).outPath"], capture_output=True, text=True, timeout=120,
+                                 check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        fetched = None
+    return str(json.loads(fetched.stdout)) if fetched is not None and fetched.returncode == 0 else None
 
 
 def evaluate(nix, target: str, settings: dict[str, Any]) -> dict[str, Any]:
