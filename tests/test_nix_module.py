@@ -201,9 +201,9 @@ def test_a_wrapper_reads_the_environment_file_and_the_users_environment_wins(nix
     assert shown == f"{SECRET}|postgresql://rl:{SECRET}@db/rl|CartPole-v1"
 
 
-def units(nix, settings: dict[str, Any]) -> dict[str, Any]:
+def units(nix, settings: dict[str, Any], target: str = "nixos") -> dict[str, Any]:
     evaluated = nix(str(ROOT / "tests/nix/eval-module.nix"), "--arg", "nixpkgsLib",
-                    str(checkout("NIXPKGS_LIB_CHECKOUT")), "--argstr", "target", "nixos", "--argstr", "settings",
+                    str(checkout("NIXPKGS_LIB_CHECKOUT")), "--argstr", "target", target, "--argstr", "settings",
                     json.dumps(settings), "--arg", "withPackage", "true")
     return evaluated
 
@@ -249,3 +249,14 @@ def test_a_server_host_and_a_database_host(nix):
     assert all("postgresql.service" in u["after"] for u in database["units"].values())
     with pytest.raises(RuntimeError, match="rl.services.sweep.enable' is not of type `boolean'"):
         units(nix, {**FLEET, "services": {"sweep": {"enable": "yes"}}})
+
+
+def test_a_workstation_lends_its_time_to_a_study_through_user_units(nix):
+    home = units(nix, {**FLEET, "services": {"sweep": {"enable": True}}}, target="homeManager")
+    assert sorted(home["userUnits"]) == ["rl-sweep@1", "rl-sweep@2", "rl-sweep@3"]
+    service = home["userUnits"]["rl-sweep@2"]["Service"]
+    assert service["ExecStart"].endswith("/bin/rl-sweep --sweep-workers 1") and service["KillSignal"] == "SIGTERM"
+    assert service["EnvironmentFile"] == "/run/secrets/rl.env" and service["SuccessExitStatus"] == "130 143"
+    assert home["userUnits"]["rl-sweep@2"]["Install"]["WantedBy"] == ["default.target"]
+    assert home["sessionVariables"]["RL_SWEEP_STUDY_NAME"] == "ppo-lunar"
+    assert units(nix, FLEET, target="homeManager")["userUnits"] == {}

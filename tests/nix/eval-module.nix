@@ -20,6 +20,7 @@ let
         packages = mkOption { type = types.listOf types.raw; default = [ ]; };
         sessionVariables = mkOption { type = types.attrsOf types.str; default = { }; };
       };
+      options.systemd.user.services = mkOption { type = types.attrsOf types.raw; default = { }; };
     };
   }.${target};
   evaluated = lib.evalModules {
@@ -51,6 +52,7 @@ in
     }) evaluated.config.systemd.services
   else null;
   postgresql = if target == "nixos" then evaluated.config.services.postgresql else null;
+  userUnits = if target == "homeManager" && withPackage then evaluated.config.systemd.user.services else null;
   # The inference service, without forcing its ExecStart (that needs pkgs).
   service = if target == "nixos" && evaluated.config.systemd.services ? rl-infer then
     let unit = evaluated.config.systemd.services.rl-infer; in {

@@ -18,6 +18,11 @@ in
   options.rl = import ../../../../lib/module-options.nix { inherit lib; } universe // {
     enable = lib.mkEnableOption "RL Module: training, evaluation, inference and the model registry";
 
+    services.sweep.enable = lib.mkEnableOption ''
+      sweep workers: rl.sweep.workers instances of the unit `rl-sweep@N` (a system unit on NixOS, a user
+      unit on home-manager), each running one rl-sweep worker of the study rl.sweep.studyName; point
+      rl.registry.dbPath at a PostgreSQL every host reaches, so that several hosts run one study'';
+
     environmentFile = lib.mkOption {
       type = lib.types.nullOr lib.types.externalPath;
       default = null;

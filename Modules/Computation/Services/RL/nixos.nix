@@ -47,10 +47,6 @@ in
   ];
 
   options.rl.services = {
-    sweep.enable = lib.mkEnableOption ''
-      sweep workers: rl.sweep.workers instances of the unit `rl-sweep@N`, each running one rl-sweep worker
-      of the study rl.sweep.studyName (point rl.registry.dbPath at a PostgreSQL every host reaches, so
-      that several hosts run one study)'';
     postgresql.enable = lib.mkEnableOption ''
       a local PostgreSQL (services.postgresql) with a database and a role `rl` for the registry; the units
       on this host reach it as `postgresql:///rl?host=/run/postgresql` (set rl.registry.dbPath to it)'';
