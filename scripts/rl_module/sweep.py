@@ -332,6 +332,11 @@ def work(config: Config, index: int) -> None:
         done = counts(study)
         if done["finished"] + done["pruned"] >= total:
             return
+        if sum(done[k] for k in ("finished", "pruned", "running", "waiting")) >= total and not done["waiting"]:
+            # The budget is taken by trials running elsewhere: wait for them (one may fail and be queued
+            # again) rather than ask for trials that would only be closed as surplus.
+            stop.wait(POLL_S)
+            continue
         trial = study.ask()
         if not _in_budget(study, trial.number, total):
             trial.set_user_attr(SURPLUS, True)

@@ -161,7 +161,7 @@ def reward_threshold(config: Config, info: EnvInfo) -> float | None:
     return float(minimum) if minimum is not None else info.reward_threshold
 
 
-def prepare(config: Config) -> Plan:
+def prepare(config: Config, warn: bool = True) -> Plan:
     from . import feature
 
     info = env.inspect(config)
@@ -175,8 +175,9 @@ def prepare(config: Config) -> Plan:
     if config.train.stopOnReward and threshold is None:
         raise config.refuse("train.stopOnReward",
                             f"needs registry.minReward: {config.env.envId} registers no reward threshold")
-    _warn_before_training(config, threshold)
-    if info.max_episode_steps is None:
+    if warn:  # a check of a configuration that is not what will train (rl-sweep's) stays quiet
+        _warn_before_training(config, threshold)
+    if warn and info.max_episode_steps is None:
         log.info("%s sets no episode step limit: an evaluation episode is cut at %d steps (env.maxEpisodeSteps "
                  "sets a limit)", config.env.envId, env.EPISODE_GUARD)
     resume = _resume_point(config) if config.train.resume is not None else None

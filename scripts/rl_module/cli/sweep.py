@@ -27,7 +27,9 @@ def _sweep(config: Config, args: argparse.Namespace) -> int:
 
     logs.setup(config)
     space = sweep.space_of(config)  # every check before any work: a bad option exits 2 here
-    train.prepare(sweep.trial_config(config, {}, config.sweep.studyName, 0))  # a trial as it will run
+    # The checks of a trial (the env, the algorithm, the spaces), before anything starts; each trial warns
+    # about its own sampled configuration when it runs.
+    train.prepare(sweep.trial_config(config, {}, config.sweep.studyName, 0), warn=False)
     if config.sweep.storage is not None:  # a storage of its own: checked before anything is written
         study = sweep.open_study(config, space)
     if config.registry.enable:

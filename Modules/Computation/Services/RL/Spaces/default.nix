@@ -53,7 +53,10 @@ in
     "agent.kwargs.gradient_steps" = { choices = [ 1 4 8 ]; };
     "agent.kwargs.policy_delay" = { choices = [ 1 2 3 ]; };
   };
-  # The zoo's own PPO space (rl_zoo3 2.9.2, sample_ppo_params), for comparing against `-optimize` as it is.
+  # Close to the zoo's PPO space, for comparing against `-optimize` (bench/sweep.py). Not the same:
+  # rl_zoo3 2.9.2 samples 1 - gamma and 1 - gae_lambda on log scales, an activation, batch sizes from 4 and
+  # n_steps to 4096, which this vocabulary (or agent.kwargs) does not express; bench/README.md says what
+  # that does to the comparison.
   ppo-zoo = {
     "train.batchSize" = { choices = [ 8 16 32 64 128 256 512 ]; };
     "agent.kwargs.n_steps" = { choices = [ 8 16 32 64 128 256 512 1024 2048 ]; };

@@ -1,0 +1,346 @@
+"""Hyperparameter sweeps against RL Zoo's own `-optimize`, in the same run: PPO on CartPole-v1, TPE and the
+median pruner, the same number of trials, steps per trial and parallel jobs.
+
+    python bench/sweep.py [--trials 10] [--steps 20000] [--workers 2] [--tpm-trials 6] [--tpm-steps 5000]
+                          [--seed 0] [--zoo-venv bench/.zoo-venv] [--workdir DIR]
+                          [--skip-zoo | --skip-main] [--skip-tpm]
+
+A quick smoke run: --trials 3 --steps 2048 --tpm-trials 2 --tpm-steps 1024 (about a minute).
+
+1. Three rows, one after another, each a fresh process in a fresh working folder:
+   - RL Zoo: `python -m rl_zoo3.train --algo ppo --env CartPole-v1 -n STEPS -optimize --n-trials TRIALS
+     --n-jobs WORKERS --sampler tpe --pruner median --n-evaluations EVALUATIONS` (its study in a SQLite
+     storage of its own, one torch thread: --num-threads 1 and OMP_NUM_THREADS=1). rl_zoo3==2.9.2 runs from
+     a virtual environment of its own (--zoo-venv; created on first use: torch==2.13.0, the CPU build,
+     first, then rl_zoo3==2.9.2 and pandas, which its report needs), never from the project's.
+   - rl-sweep with the zoo's PPO space (--base-space ppo-zoo), and with our default PPO space; the same
+     trials, steps, workers and pruner; the study in the folder's ./rl_registry.db.
+   Columns: wall time of the command, time from its start until the first trial with a value >= 475
+   (Gymnasium's threshold) finished, the best value, finished and pruned trials; read from each study's
+   Optuna storage after the run (the trials' own completion times), so nothing polls while it runs.
+   Targets: both times <= 0.5 x the zoo's, the best value as good.
+2. Trials per minute of rl-sweep with 1 and with 2 workers: --tpm-trials trials of --tpm-steps steps,
+   --pruner none, our default space. So that both runs train the very same configurations (trials of
+   one space differ in cost by 10x and more), the configurations are drawn once from that space (Optuna's
+   RandomSampler, --seed) and queued in each study before rl-sweep starts. Target: >= 1.7x with 2 workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+THRESHOLD = 475.0
+ZOO = "rl_zoo3==2.9.2"
+TORCH = "torch==2.13.0"
+# No ambient RL_/OTEL_ options; one torch (OpenMP) thread per process, as rl-train uses.
+ENV = {k: v for k, v in os.environ.items() if not k.startswith(("RL_", "OTEL_"))} | {
+    "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+
+
+# -- RL Zoo's environment ----------------------------------------------------------------------------
+
+def zoo_python(venv: Path) -> Path:
+    """The zoo's interpreter, its venv created and filled on first use (not counted in any time)."""
+    python = venv / "bin" / "python"
+    probe = "import importlib.metadata as m, pandas; print(m.version('rl_zoo3'))"
+    if python.exists() and subprocess.run([str(python), "-c", probe], capture_output=True, text=True
+                                          ).stdout.strip() == ZOO.split("==")[1]:
+        return python
+    print(f"installing {ZOO} into {venv} (once) ...", file=sys.stderr, flush=True)
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+    (venv / ".gitignore").write_text("*\n", encoding="utf-8")  # never part of the project
+    pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    subprocess.run([*pip, TORCH], check=True)  # the CPU build first: a bare torch would pull CUDA's
+    subprocess.run([*pip, ZOO, "pandas"], check=True)
+    return python
+
+
+# -- one row -----------------------------------------------------------------------------------------
+
+def launch(argv: list[str], cwd: Path, log: Path) -> dict[str, Any]:
+    """Run a command to its end: its start (epoch and local datetime, as Optuna stamps trials), wall
+    time, CPU time of it and all its children, and stdout."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start_dt, started = dt.datetime.now(), time.perf_counter()
+    with open(log, "w", encoding="utf-8") as err:
+        result = subprocess.run(argv, cwd=cwd, env=ENV, stdout=subprocess.PIPE, stderr=err, text=True)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if result.returncode != 0:
+        tail = log.read_text(encoding="utf-8", errors="replace")[-3000:]
+        raise RuntimeError(f"{' '.join(argv[:4])} ... exited {result.returncode}:\n{tail}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"start": start_dt, "wall": wall, "cpu": cpu, "stdout": result.stdout}
+
+
+def study_trials(db: Path, name: str) -> list[Any]:
+    """The study's trials, less rl-sweep's surplus asks (closed at once as FAIL, not counted)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(study_name=name, storage=f"sqlite:///{db}")
+    return study.get_trials(deepcopy=False)
+
+
+def summarize(label: str, run: dict[str, Any], trials: list[Any], asked_steps: int,
+              trained: list[tuple[int, int]]) -> dict[str, Any]:
+    from optuna.trial import TrialState
+
+    surplus = [t for t in trials if t.user_attrs.get("surplus")]
+    counted = [t for t in trials if not t.user_attrs.get("surplus")]
+    complete = [t for t in counted if t.state == TrialState.COMPLETE and t.value is not None]
+    good = sorted((t.datetime_complete - run["start"]).total_seconds() for t in complete if t.value >= THRESHOLD)
+    durations = [(t.datetime_complete - t.datetime_start).total_seconds() for t in counted
+                 if t.datetime_complete and t.datetime_start]
+    starts = [t.datetime_start for t in counted if t.datetime_start]
+    ends = [t.datetime_complete for t in counted if t.datetime_complete]
+    return {
+        "label": label, "wall": run["wall"], "cpu": run["cpu"],
+        "first_good": good[0] if good else None, "good": len(good),
+        "best": max((t.value for t in complete), default=None),
+        "finished": len(complete), "pruned": sum(t.state == TrialState.PRUNED for t in counted),
+        "failed": sum(t.state == TrialState.FAIL for t in counted), "surplus": len(surplus),
+        "trial_s": sum(durations), "durations": durations,
+        "first_start": (min(starts) - run["start"]).total_seconds() if starts else None,
+        "last_end": (max(ends) - run["start"]).total_seconds() if ends else None,
+        "asked_steps": asked_steps, "trained": trained,
+        "values": [(t.number, t.state.name.lower(), t.value) for t in counted],
+    }
+
+
+def zoo_row(python: Path, folder: Path, args: argparse.Namespace) -> dict[str, Any]:
+    from optuna.trial import TrialState
+
+    db = folder / "zoo.db"
+    argv = [str(python), "-m", "rl_zoo3.train", "--algo", "ppo", "--env", "CartPole-v1", "-n", str(args.steps),
+            "-optimize", "--n-trials", str(args.trials), "--n-jobs", str(args.workers), "--sampler", "tpe",
+            "--pruner", "median", "--n-evaluations", str(args.evaluations), "--storage", f"sqlite:///{db}",
+            "--study-name", "zoo", "--seed", str(args.seed), "-f", str(folder / "logs"), "--num-threads", "1",
+            "--no-optim-plots", "--verbose", "1"]
+    if args.zoo_startup_trials is not None:
+        argv += ["--n-startup-trials", str(args.zoo_startup_trials)]
+    run = launch(argv, folder, folder / "zoo.log")
+    (folder / "zoo.out").write_text(run["stdout"], encoding="utf-8")
+    trials = study_trials(db, "zoo")
+    # Steps the finished trials trained: SB3 learns whole rollouts of n_steps x n_envs (8, the zoo's
+    # CartPole-v1 preset), so a trial trains the asked steps rounded up to a rollout.
+    trained = []
+    for t in trials:
+        if t.state == TrialState.COMPLETE and "n_steps_pow" in t.params:
+            rollout = 2 ** t.params["n_steps_pow"] * 8
+            trained.append((args.steps, math.ceil(args.steps / rollout) * rollout))
+    return summarize(f"RL Zoo {ZOO.split('==')[1]} -optimize (--n-jobs {args.workers})", run, trials, args.steps,
+                     trained)
+
+
+def ours_argv(trials: int, workers: int, steps: int, pruner: str, seed: int, *extra: str) -> list[str]:
+    return [str(BIN / "rl-sweep"), "--env-id", "CartPole-v1", "--algorithm", "ppo", "--trials", str(trials),
+            "--sweep-workers", str(workers), "--trial-timesteps", str(steps), "--sampler", "tpe", "--pruner", pruner,
+            "--seed", str(seed), "--json", *extra]
+
+
+def ours_row(label: str, folder: Path, argv: list[str], steps: int) -> dict[str, Any]:
+    run = launch(argv, folder, folder / "rl-sweep.log")
+    (folder / "rl-sweep.json").write_text(run["stdout"], encoding="utf-8")
+    trials = study_trials(folder / "rl_registry.db", "rl-sweep")
+    trained = []
+    for result in sorted(folder.glob("models/*/result.json")):
+        r = json.loads(result.read_text(encoding="utf-8"))
+        if r.get("status") == "finished":
+            trained.append((int(r["total_timesteps"]), int(r["timesteps"])))
+    return summarize(label, run, trials, steps, trained)
+
+
+# -- trials per minute -------------------------------------------------------------------------------
+
+def fixed_configurations(count: int, seed: int) -> list[dict[str, Any]]:
+    """`count` configurations of our default PPO space, drawn at random (seeded), as Optuna params."""
+    import optuna
+
+    from rl_module import sweep
+    from rl_module.cli.sweep import COMMAND
+
+    config, _ = COMMAND.configure(["--env-id", "CartPole-v1", "--algorithm", "ppo"], {})
+    space = sweep.space_of(config)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    draw = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=seed))
+    configurations = []
+    for _ in range(count):
+        trial = draw.ask()
+        sweep.suggest(trial, space)
+        configurations.append(dict(trial.params))
+        draw.tell(trial, 0.0)
+    return configurations
+
+
+def queue(folder: Path, configurations: list[dict[str, Any]]) -> None:
+    """The study rl-sweep will continue (./rl_registry.db, as it names it), with the configurations
+    queued: each worker's first asks take them, in order."""
+    import optuna
+
+    from rl_module.registry import Registry
+
+    db = (folder / "rl_registry.db").resolve()
+    Registry(str(db)).close()  # the registry's tables first, as rl-sweep makes them: it refuses a foreign file
+    study = optuna.create_study(study_name="rl-sweep", storage=f"sqlite:///{db}", direction="maximize")
+    for params in configurations:
+        study.enqueue_trial(params)
+
+
+def tpm_rows(base: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
+    configurations = fixed_configurations(args.tpm_trials, args.seed)
+    rows = []
+    for workers in (1, 2):
+        folder = base / f"tpm-{workers}"
+        folder.mkdir()
+        queue(folder, configurations)
+        argv = ours_argv(args.tpm_trials, workers, args.tpm_steps, "none", args.seed)
+        row = ours_row(f"rl-sweep, {workers} worker{'s' if workers > 1 else ''}", folder, argv, args.tpm_steps)
+        row["configurations"] = configurations
+        rows.append(row)
+    return rows
+
+
+# -- output ------------------------------------------------------------------------------------------
+
+def seconds(value: float | None) -> str:
+    return "never" if value is None else f"{value:.0f} s"
+
+
+def print_main(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    print(f"\nPPO CartPole-v1, {args.trials} trials x {args.steps:,} steps, {args.workers} parallel jobs, TPE + "
+          f"median pruner, {args.evaluations} evaluations per trial")
+    print("| run | wall time | first trial >= 475 finished | best value | finished / pruned / failed | "
+          "CPU time (cores busy) |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        best = "-" if r["best"] is None else f"{r['best']:.1f}"
+        print(f"| {r['label']} | {r['wall']:.0f} s | {seconds(r['first_good'])} | {best} | "
+              f"{r['finished']} / {r['pruned']} / {r['failed']} | {r['cpu']:.0f} s ({r['cpu'] / r['wall']:.2f}) |")
+    zoo = next((r for r in rows if r["label"].startswith("RL Zoo")), None)
+    print("\nwhere the time went (s from the command's start)")
+    print("| run | first trial started | last trial finished | after it, to exit | trials' durations summed | "
+          "finished trials over their steps (most trained) | surplus asks |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        over = [(a, t) for a, t in r["trained"] if t > a]
+        most = max((t for _, t in r["trained"]), default=0)
+        tail = "-" if r["last_end"] is None else f"{r['wall'] - r['last_end']:.1f}"
+        print(f"| {r['label']} | {r['first_start'] or 0:.1f} | {r['last_end'] or 0:.0f} | {tail} | "
+              f"{r['trial_s']:.0f} | {len(over)} of {len(r['trained'])} ({most:,} for {r['asked_steps']:,}) | "
+              f"{r['surplus'] if not r['label'].startswith('RL Zoo') else '-'} |")
+    if zoo is not None:
+        print("\ntargets against the zoo (times <= 0.5 x, best value as good)")
+        for r in rows:
+            if r is zoo:
+                continue
+            wall = r["wall"] / zoo["wall"]
+            good = None if r["first_good"] is None or zoo["first_good"] is None else r["first_good"] / zoo["first_good"]
+            as_good = r["best"] is not None and zoo["best"] is not None and r["best"] >= zoo["best"]
+            print(f"- {r['label']}: wall {wall:.2f}x ({'met' if wall <= 0.5 else 'missed'}); first >= 475 "
+                  + ("n/a" if good is None else f"{good:.2f}x ({'met' if good <= 0.5 else 'missed'})")
+                  + f"; best {'as good' if as_good else 'worse'} ({r['best']} vs {zoo['best']})")
+    for r in rows:
+        print(f"\n{r['label']}: trials (number, state, value): "
+              + ", ".join(f"{n} {s} {'-' if v is None else f'{v:.1f}'}" for n, s, v in r["values"]))
+
+
+def print_tpm(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    print(f"\nrl-sweep trials per minute: {args.tpm_trials} trials x {args.tpm_steps:,} steps, --pruner none, the "
+          f"default space ({args.tpm_trials} configurations drawn once, queued in both studies)")
+    print("| run | wall time | trials/min (whole command) | trial phase (first start to last end) | "
+          "trials/min (trial phase) | CPU time (cores busy) |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        phase = r["last_end"] - r["first_start"]
+        n = r["finished"] + r["pruned"]
+        print(f"| {r['label']} | {r['wall']:.1f} s | {n / r['wall'] * 60:.2f} | {phase:.1f} s | {n / phase * 60:.2f} | "
+              f"{r['cpu']:.0f} s ({r['cpu'] / r['wall']:.2f}) |")
+    one, two = rows
+    whole = one["wall"] / two["wall"]
+    phase = (one["last_end"] - one["first_start"]) / (two["last_end"] - two["first_start"])
+    durations = one["durations"]
+    bound = max(sum(durations) / 2, max(durations))
+    print(f"\n2 workers against 1: {whole:.2f}x whole command, {phase:.2f}x trial phase (target >= 1.7x: "
+          f"{'met' if whole >= 1.7 else 'missed'} on the whole command)")
+    most = (one["last_end"] - one["first_start"]) / bound
+    print(f"the 1-worker trials took {sum(durations):.1f} s, the longest {max(durations):.1f} s: no schedule of them "
+          f"on 2 workers ends sooner than {bound:.1f} s, a trial phase at most {most:.2f}x shorter")
+    print("configurations (n_steps, batch size, n_epochs, net): " + "; ".join(
+        f"{c.get('agent.kwargs.n_steps')}, {c.get('train.batchSize')}, {c.get('agent.kwargs.n_epochs')}, "
+        f"{c.get('agent.netArch')}" for c in one["configurations"]))
+    print("trained steps (asked, trained): " + ", ".join(f"{t:,}" for _, t in one["trained"]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=10, help="trials of each sweep against the zoo")
+    parser.add_argument("--steps", type=int, default=20_000, help="steps per trial against the zoo")
+    parser.add_argument("--workers", type=int, default=2, help="parallel jobs (zoo --n-jobs, --sweep-workers)")
+    parser.add_argument("--evaluations", type=int, default=5,
+                        help="intermediate evaluations per trial (zoo --n-evaluations; rl-sweep's default is 5)")
+    parser.add_argument("--zoo-startup-trials", type=int, default=None,
+                        help="zoo --n-startup-trials (default: the zoo's own, 10)")
+    parser.add_argument("--tpm-trials", type=int, default=6, help="trials of the trials-per-minute runs")
+    parser.add_argument("--tpm-steps", type=int, default=5_000, help="steps per trial of the trials-per-minute runs")
+    parser.add_argument("--seed", type=int, default=0, help="the samplers' seed (and the fixed configurations')")
+    parser.add_argument("--zoo-venv", type=Path, default=Path(__file__).resolve().parent / ".zoo-venv",
+                        help="RL Zoo's own virtual environment, created on first use")
+    parser.add_argument("--workdir", type=Path, help="keep each row's working folder here (default: a temporary one)")
+    parser.add_argument("--skip-zoo", action="store_true", help="our two rows only")
+    parser.add_argument("--skip-main", action="store_true", help="the trials-per-minute runs only")
+    parser.add_argument("--skip-tpm", action="store_true", help="no trials-per-minute runs")
+    args = parser.parse_args()
+
+    python = None if args.skip_zoo or args.skip_main else zoo_python(args.zoo_venv)
+    began = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="rl-bench-sweep-") as tmp:
+        base = Path(tmp) if args.workdir is None else args.workdir.resolve()
+        base.mkdir(parents=True, exist_ok=True)
+        rows: list[dict[str, Any]] = []
+        if not args.skip_main:
+            plans: list[tuple[str, list[str] | None]] = [("zoo", None)] if python is not None else []
+            plans += [("ppo-zoo", ["--base-space", "ppo-zoo"]), ("default", [])]
+            for name, extra in plans:
+                folder = base / name
+                if folder.exists():
+                    shutil.rmtree(folder)
+                folder.mkdir()
+                print(f"running {name} in {folder} ...", file=sys.stderr, flush=True)
+                if extra is None:
+                    assert python is not None
+                    rows.append(zoo_row(python, folder, args))
+                else:
+                    label = "rl-sweep, " + ("the zoo's space (--base-space ppo-zoo)" if extra else "our default space")
+                    rows.append(ours_row(label, folder, ours_argv(args.trials, args.workers, args.steps, "median",
+                                                                  args.seed, *extra), args.steps))
+        tpm: list[dict[str, Any]] = []
+        if not args.skip_tpm:
+            for workers in (1, 2):
+                if (base / f"tpm-{workers}").exists():
+                    shutil.rmtree(base / f"tpm-{workers}")
+            print("running the trials-per-minute pair ...", file=sys.stderr, flush=True)
+            tpm = tpm_rows(base, args)
+    if rows:
+        print_main(rows, args)
+    if tpm:
+        print_tpm(tpm, args)
+    print(f"\nwhole benchmark: {time.perf_counter() - began:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
