@@ -9,5 +9,5 @@ in
 {
   inherit (universe) read;
   inherit (values) toEnv toNix;
-  inherit (render) envVars flagTable spec optionsTable introspect;
+  inherit (render) envVars flag flagTable spec optionsTable introspect;
 }

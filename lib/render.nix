@@ -32,6 +32,9 @@ in
         feature.options)
       universe.features);
 
+  # The flag an option binds to ("sweep.workers" -> "--sweep-workers"): for command lines the modules write.
+  flag = universe: path: (builtins.head (builtins.filter (o: o.path == path) universe.options)).flag;
+
   # [ { path = "env.envId"; flag = "--env-id"; negFlag = null; } ... ]
   flagTable = universe: forOptions universe (feature: o: { inherit (o) path flag negFlag; });
 

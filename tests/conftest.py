@@ -106,15 +106,7 @@ def s3_server() -> Iterator[dict[str, str]]:
     endpoint = f"http://127.0.0.1:{port}"
     env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)
-                break
-            except OSError:
-                if server.poll() is not None or time.time() > deadline:
-                    raise RuntimeError(f"moto_server did not start (exit {server.returncode})") from None
-                time.sleep(0.25)
+        wait_for(f"{endpoint}/moto-api/", server)
         import boto3
 
         boto3.client("s3", endpoint_url=endpoint, **boto_credentials(env)).create_bucket(Bucket="runs")
@@ -122,6 +114,20 @@ def s3_server() -> Iterator[dict[str, str]]:
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def wait_for(url: str, process: subprocess.Popen[bytes], seconds: float = 60) -> None:
+    """Until a server started as `process` answers at `url`."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url}: the server exited with {process.returncode}")
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except OSError:
+            time.sleep(0.25)
+    raise TimeoutError(url)
 
 
 def boto_credentials(env: dict[str, str]) -> dict[str, str]:

@@ -9,14 +9,13 @@ import socket
 import struct
 import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import BIN, boto_credentials, command
+from conftest import BIN, boto_credentials, command, wait_for
 from rl_module.registry import Registry
 
 # Every test here needs a store's client library or server (MLflow, W&B, boto3 and moto, TensorBoard).
@@ -30,19 +29,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def wait_for(url: str, process: subprocess.Popen[bytes], seconds: float = 60) -> None:
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url}: the server exited with {process.returncode}")
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            return
-        except OSError:
-            time.sleep(0.25)
-    raise TimeoutError(url)
 
 
 def train(cwd: Path, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:

@@ -105,6 +105,10 @@ class RegistryError(Failure):
     """A registry problem the user must hear about (a refused model, a database from the future)."""
 
 
+class Unreachable(RegistryError):
+    """The database could not be opened at all (no server, a wrong password, not a database file)."""
+
+
 class NoModel(RegistryError):
     """Nothing to load: no registry file, or no validated model in it (for the env and algorithm asked
     for). Exit 1; a server waits instead."""
@@ -369,8 +373,8 @@ def open_registry(config: Config, *, create: bool = True) -> Registry:
         raise NoModel(f"{error} ({origin}); {hint}") from None
     except RegistryError as error:
         advice = ("; check that the server runs, and the URL's host, port, database, user and password "
-                  "(or PGPASSWORD, PGPASSFILE, PGSERVICEFILE)" if is_url(target) and "schema version" not in str(error)
-                  and "not a registry" not in str(error) else "")
+                  "(or PGPASSWORD, PGPASSFILE, PGSERVICEFILE)" if isinstance(error, Unreachable) and is_url(target)
+                  else "")
         raise RegistryError(f"option {origin}: {error}{advice}") from None
     if "store.modelDir" in config.settings:  # a command that loads or checks model files (not rl-registry-list)
         registry.files = ModelFiles.of(config)
@@ -417,11 +421,10 @@ class Registry:
     """One connection to the registry: a SQLite file or a PostgreSQL URL (see databases.py)."""
 
     def __init__(self, target: str | Path, *, create: bool = True) -> None:
-        self.target = str(target)
         try:
             self.db: Database = connect(target)
         except Unavailable as error:
-            raise RegistryError(str(error)) from None
+            raise Unreachable(str(error)) from None
         self.where = self.db.where
         self.files: ModelFiles | None = None  # set by open_registry: where this host reads model files
         self.path = Path(target) if not is_url(target) else None

@@ -202,21 +202,22 @@ def storage(config: Config) -> Any:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     beat = config.sweep.heartbeat
-    for attempt in range(3):
+    attempt = 0
+    while True:
         try:
             return RDBStorage(storage_url(config), heartbeat_interval=beat, grace_period=3 * beat,
                               heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
                               engine_kwargs=_engine_kwargs(config))
         except Exception as error:
             # Hosts that start together race to create Optuna's tables: the loser finds them made.
-            if attempt < 2 and ("duplicate key" in str(error) or "already exists" in str(error)):
+            attempt += 1
+            if attempt < 3 and ("duplicate key" in str(error) or "already exists" in str(error)):
                 time.sleep(0.5)
                 continue
             shown = masked_url(config.sweep.storage or config.registry.dbPath)
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise UsageError(f"option {_where(config)}: cannot open the study's storage {shown}: "
                              f"{masked_url(first)}") from None
-    raise AssertionError("unreachable")
 
 
 def _engine_kwargs(config: Config) -> dict[str, Any]:
@@ -481,25 +482,11 @@ def best_values(study: optuna.Study) -> dict[str, Any] | None:
 def as_nix(values: dict[str, Any]) -> str:
     """The values as Nix, to paste into `rl = { ... };`."""
     kwargs = {p.removeprefix("agent.kwargs."): v for p, v in values.items() if p.startswith("agent.kwargs.")}
-    lines = [f"  {path} = {_nix(value)};" for path, value in sorted(values.items())
+    lines = [f"  {path} = {spec_module.to_nix(value)};" for path, value in sorted(values.items())
              if not path.startswith("agent.kwargs.")]
     if kwargs:
-        lines.append(f"  agent.kwargs = {_nix(kwargs)};")
+        lines.append(f"  agent.kwargs = {spec_module.to_nix(kwargs)};")
     return "rl = {\n" + "\n".join(lines) + "\n};"
-
-
-def _nix(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return json.dumps(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, list):
-        return "[ " + " ".join(_nix(v) for v in value) + " ]"
-    if isinstance(value, dict):
-        return "{ " + " ".join(f"{k} = {_nix(v)};" for k, v in sorted(value.items())) + " }"
-    return "null"
 
 
 def as_flags(config: Config, values: dict[str, Any]) -> list[str]:

@@ -6,6 +6,9 @@
 
 let
   cfg = config.rl;
+  rlLib = import ../../../../lib;
+  # One worker per unit: rl.sweep.workers is the number of units.
+  oneWorker = "${rlLib.flag (rlLib.read ./.) "sweep.workers"} 1";
 in
 {
   _class = "homeManager";
@@ -27,7 +30,7 @@ in
           After = [ "network-online.target" ];
         };
         Service = {
-          ExecStart = "${lib.getExe' cfg.package "rl-sweep"} --sweep-workers 1";
+          ExecStart = "${lib.getExe' cfg.package "rl-sweep"} ${oneWorker}";
           StateDirectory = "rl"; # ~/.local/state/rl: the runs, the models, a SQLite registry
           WorkingDirectory = "%S/rl";
           # SIGTERM stops the trial where it is (saved, queued again); exit 143 is that, not a failure.

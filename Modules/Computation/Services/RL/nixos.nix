@@ -9,6 +9,10 @@
 
 let
   cfg = config.rl;
+  rlLib = import ../../../../lib;
+  flag = rlLib.flag (rlLib.read ./.);
+  # One worker per unit: rl.sweep.workers is the number of units.
+  oneWorker = "${flag "sweep.workers"} 1";
   gpu = cfg.train.device == "cuda" || cfg.infer.device == "cuda";
   hardening = {
     DynamicUser = true;
@@ -36,6 +40,14 @@ let
     EnvironmentFile = cfg.environmentFile; # read by systemd as root: the file may be root-only
   };
   database = lib.optional cfg.services.postgresql.enable "postgresql.service";
+  # What every unit shares: started at boot, once the network (and a local database) is up.
+  unit = description: serviceConfig: {
+    inherit description;
+    wantedBy = [ "multi-user.target" ];
+    wants = [ "network-online.target" ];
+    after = [ "network-online.target" ] ++ database;
+    serviceConfig = hardening // serviceConfig;
+  };
 in
 {
   _class = "nixos";
@@ -56,35 +68,23 @@ in
     environment.systemPackages = [ cfg.package ];
 
     systemd.services = lib.optionalAttrs cfg.infer.serve {
-      rl-infer = {
-        description = "RL Module inference server (rl-infer --serve)";
-        wantedBy = [ "multi-user.target" ];
-        wants = [ "network-online.target" ];
-        after = [ "network-online.target" ] ++ database;
-        # The wrapped command already carries the configuration; relative paths resolve in the state
-        # directory. With no model yet it stays up, answering 503 on /readyz until the first one.
-        serviceConfig = hardening // {
-          ExecStart = "${lib.getExe' cfg.package "rl-infer"} --serve";
-          Restart = "on-failure";
-        };
+      # The wrapped command already carries the configuration; relative paths resolve in the state
+      # directory. With no model yet it stays up, answering 503 on /readyz until the first one.
+      rl-infer = unit "RL Module inference server (rl-infer --serve)" {
+        ExecStart = "${lib.getExe' cfg.package "rl-infer"} ${flag "infer.serve"}";
+        Restart = "on-failure";
       };
     } // lib.optionalAttrs cfg.services.sweep.enable (lib.listToAttrs (map
-      (n: lib.nameValuePair "rl-sweep@${toString n}" {
-        description = "RL Module sweep worker ${toString n} of ${cfg.sweep.studyName}";
-        wantedBy = [ "multi-user.target" ];
-        wants = [ "network-online.target" ];
-        after = [ "network-online.target" ] ++ database;
-        serviceConfig = hardening // {
-          ExecStart = "${lib.getExe' cfg.package "rl-sweep"} --sweep-workers 1";
-          # SIGTERM stops the trial where it is (saved, queued again); exit 143 is that, not a failure.
-          KillSignal = "SIGTERM";
-          SuccessExitStatus = [ 130 143 ];
-          TimeoutStopSec = 120;
-          # Done when the study has its trials (exit 0); a crash or a lost database: again.
-          Restart = "on-failure";
-          RestartSec = 10;
-        };
-      })
+      (n: lib.nameValuePair "rl-sweep@${toString n}" (unit "RL Module sweep worker ${toString n} of ${cfg.sweep.studyName}" {
+        ExecStart = "${lib.getExe' cfg.package "rl-sweep"} ${oneWorker}";
+        # SIGTERM stops the trial where it is (saved, queued again); exit 143 is that, not a failure.
+        KillSignal = "SIGTERM";
+        SuccessExitStatus = [ 130 143 ];
+        TimeoutStopSec = 120;
+        # Done when the study has its trials (exit 0); a crash or a lost database: again.
+        Restart = "on-failure";
+        RestartSec = 10;
+      }))
       (lib.range 1 cfg.sweep.workers)));
 
     services.postgresql = lib.mkIf cfg.services.postgresql.enable {
