@@ -1,19 +1,25 @@
-"""PPO with a CnnPolicy on 84x84 images, on the CPU and on CUDA, same hyperparameters, one run.
+"""PPO with a CnnPolicy on 84x84 images, on the CPU and on CUDA, through rl-train and through raw
+stable-baselines3 with the same hyperparameters, in one run; and MLP PPO on CartPole on both devices.
 
-    python bench/gpu.py [--steps 20000]
+    python bench/gpu.py [--steps 30720] [--mlp-steps 20480]
 
-Needs a CUDA machine (it says so and stops otherwise). It runs rl-train's own path (prepare + train),
-with --train-device cpu and then cuda, on an image environment defined here (a bright square on one
-half of an 84x84 RGB frame; the action names the half), and prints steps/s for each, the speedup and
-the card's name. Record the output in bench/README.md with the date and the card.
+Needs a CUDA machine (it says so and stops otherwise). The image environment is defined here (a bright
+square on one half of an 84x84 RGB frame; the action names the half). rl-train's path is prepare +
+train with --train-device cpu, then cuda; the baseline is `PPO("CnnPolicy", make_vec_env(...))` with the
+same n_envs, n_steps, n_epochs, batch size and seed, timed around `learn`. It prints steps/s for each, the
+speedups and the card's name; the CartPole rows show why --train-device auto keeps MLPs on the CPU.
+Record the output in bench/README.md with the date and the card.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import statistics
 import sys
 import tempfile
+import time
 
 import gymnasium as gym
 import numpy as np
@@ -42,23 +48,46 @@ class BrightHalf(gym.Env):  # type: ignore[type-arg]
         return self._frame(), reward, False, self.steps >= 100, {}
 
 
-def steps_per_second(device: str, steps: int, threads: int = 1) -> float:
+N_ENVS, N_STEPS, N_EPOCHS, BATCH = 8, 128, 4, 256
+
+
+def rl_train(device: str, steps: int, threads: int, env_id: str = "gpu:BrightHalf",
+             policy: str = "CnnPolicy") -> float:
+    """Steps/s of rl-train's own path (its learn time, as it reports fps)."""
     from rl_module.cli.train import COMMAND
     from rl_module.train import prepare, train
 
     with tempfile.TemporaryDirectory() as models:
-        argv = ["--env-id", "gpu:BrightHalf", "--policy-type", "CnnPolicy", "--encoder", "cnn", "--n-envs", "8",
+        argv = ["--env-id", env_id, "--policy-type", policy, "--n-envs", str(N_ENVS),
                 "--total-timesteps", str(steps), "--train-device", device, "--seed", "0", "--model-dir", models,
                 "--no-registry", "--eval-freq", "0", "--checkpoint-freq", "0", "--no-progress-bar",
-                "--agent-kwargs", '{"n_steps": 128, "n_epochs": 4}', "--batch-size", "256", "--log-level", "warn",
-                "--threads", str(threads)]
+                "--agent-kwargs", json.dumps({"n_steps": N_STEPS, "n_epochs": N_EPOCHS}), "--batch-size",
+                str(BATCH), "--log-level", "warn", "--threads", str(threads)]
+        if policy == "CnnPolicy":
+            argv += ["--encoder", "cnn"]
         config, _ = COMMAND.configure(argv, {})
         return train(prepare(config)).fps
 
 
+def raw_sb3(device: str, steps: int, threads: int) -> float:
+    """Steps/s of stable-baselines3 alone, same hyperparameters, timed around learn()."""
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+
+    torch.set_num_threads(threads)
+    model = PPO("CnnPolicy", make_vec_env(BrightHalf, n_envs=N_ENVS, seed=0), n_steps=N_STEPS, n_epochs=N_EPOCHS,
+                batch_size=BATCH, device=device, seed=0, verbose=0)
+    started = time.perf_counter()
+    model.learn(steps)
+    return steps / (time.perf_counter() - started)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=20_000)
+    parser.add_argument("--steps", type=int, default=30 * N_ENVS * N_STEPS)
+    parser.add_argument("--mlp-steps", type=int, default=20 * N_ENVS * N_STEPS)
+    parser.add_argument("--rounds", type=int, default=1, help="CNN runs per path and device, alternating; medians")
     args = parser.parse_args()
     import torch
 
@@ -67,14 +96,29 @@ def main() -> None:
         sys.exit(1)
     sys.modules["gpu"] = sys.modules[__name__]  # so that env.envId "gpu:BrightHalf" imports this file
     threads = os.cpu_count() or 1  # a CNN on the CPU uses every core; MLPs are the one-thread case
-    cpu = steps_per_second("cpu", args.steps, threads)
-    cuda = steps_per_second("cuda", args.steps)
-    print(f"PPO CnnPolicy, 84x84x3, 8 envs, {args.steps} steps, {torch.cuda.get_device_name(0)}")
-    print("| device | steps/s |")
-    print("|---|---|")
-    print(f"| cpu ({threads} torch threads) | {cpu:,.0f} |")
-    print(f"| cuda | {cuda:,.0f} |")
-    print(f"speedup: {cuda / cpu:.2f}x")
+    # CUDA's start (context, lazily loaded kernels) is paid here, not by whichever path runs first.
+    torch.nn.Conv2d(3, 8, 8, stride=4).cuda()(torch.zeros(1, 3, 84, 84, device="cuda")).sum().backward()
+    runs: dict[tuple[str, str], list[float]] = {}
+    for _ in range(args.rounds):
+        for device in ("cpu", "cuda"):
+            for path, run in (("raw SB3", raw_sb3), ("rl-train", rl_train)):
+                runs.setdefault((path, device), []).append(run(device, args.steps, threads if device == "cpu" else 1))
+    cnn = {key: statistics.median(values) for key, values in runs.items()}
+    mlp = {device: rl_train(device, args.mlp_steps, 1, "CartPole-v1", "MlpPolicy") for device in ("cpu", "cuda")}
+    print(f"{torch.cuda.get_device_name(0)}, {threads} cores; PPO n_envs {N_ENVS}, n_steps {N_STEPS}, "
+          f"n_epochs {N_EPOCHS}, batch {BATCH}")
+    print(f"CnnPolicy, 84x84x3, {args.steps} steps, median of {args.rounds} round(s):")
+    print("| path | cpu steps/s | cuda steps/s | cuda/cpu |")
+    print("|---|---|---|---|")
+    for path in ("rl-train", "raw SB3"):
+        cpu, cuda = cnn[path, "cpu"], cnn[path, "cuda"]
+        print(f"| {path} | {cpu:,.0f} ({threads} threads) | {cuda:,.0f} | {cuda / cpu:.2f}x |")
+    print("each run:", "; ".join(f"{path} {device} " + ", ".join(f"{v:,.0f}" for v in values)
+                                 for (path, device), values in runs.items()))
+    print(f"rl-train / raw SB3: cpu {cnn['rl-train', 'cpu'] / cnn['raw SB3', 'cpu']:.2f}, "
+          f"cuda {cnn['rl-train', 'cuda'] / cnn['raw SB3', 'cuda']:.2f}")
+    print(f"MlpPolicy, CartPole-v1, {args.mlp_steps} steps, rl-train: cpu (1 thread) {mlp['cpu']:,.0f}, "
+          f"cuda {mlp['cuda']:,.0f} steps/s, cuda/cpu {mlp['cuda'] / mlp['cpu']:.2f}x")
 
 
 if __name__ == "__main__":
