@@ -319,12 +319,14 @@ def app(swap: Hotswap, instruments: _Instruments, limits: Limits) -> Callable[..
         if served is None:
             await respond(send, 503, {"error": swap.waiting_for()}, "/predict", started)
             return
+        predictor = served.predictor
+
         def work() -> Any:
-            return served.predictor.predict(json.loads(body))
+            return predictor.predict(json.loads(body))
 
         try:
             if len(body) <= INLINE_BODY_BYTES:
-                action = work()
+                action = predictor.predict(json.loads(body))
             elif busy[0] >= limits.workers * QUEUE_PER_WORKER:
                 await respond(send, 503, {"error": "busy: every inference worker is taken and the queue is full "
                                                    "(infer.workers); try again"}, "/predict", started)
@@ -386,16 +388,18 @@ def _guarded_protocol(max_connections: int, request_timeout: float) -> type:
 
         def data_received(self, data: bytes) -> None:
             super().data_received(data)
-            if self._incomplete():
+            cycle = self.cycle  # _incomplete(), inlined: this runs for every request
+            if cycle is None or cycle.response_complete or cycle.more_body:
                 if self._deadline is None:
                     self._arm()
-            else:
+            elif self._deadline is not None:
                 self._disarm()
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
             self._idle_since = self.loop.time()
-            self._disarm()  # uvicorn's keep-alive timeout takes over
+            if self._deadline is not None:
+                self._disarm()  # uvicorn's keep-alive timeout takes over
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
