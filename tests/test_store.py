@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from conftest import BIN, boto_credentials, command, wait_for
+from conftest import BIN, boto_credentials, command, environment, wait_for
 from rl_module.registry import Registry
 
 # Every test here needs a store's client library or server (MLflow, W&B, boto3 and moto, TensorBoard).
@@ -275,3 +275,58 @@ def test_a_stopping_run_waits_for_a_hanging_store_only_so_long_and_lists_what_it
     assert {"step-1000.zip", "step-3000.zip", f"stopped-{outcome['timesteps']}.zip", "result.json"} <= set(listed)
     assert waited < 30  # bounded by the allowance, not by the server's 60 s
     local_models_intact(tmp_path, outcome)
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every live process below `pid` (from /proc; a zombie counts as gone)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] != "Z":
+                parents[int(entry.name)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("backend", ["mlflow", "wandb"])
+def test_a_run_killed_with_sigkill_leaves_no_uploader_process_behind(backend, mlflow_server, tmp_path):
+    """The backend's calls run in a child process (and W&B's client starts a service of its own): when the
+    training process dies without a word, every process it started ends too."""
+
+    flags = ["--tracking-uri", mlflow_server] if backend == "mlflow" else []
+    environ = environment({"WANDB_MODE": "offline", "WANDB_SILENT": "true"})
+    process = subprocess.Popen(
+        [str(BIN / "rl-train"), "--total-timesteps", "500000", "--checkpoint-freq", "1000", "--eval-freq", "0",
+         "--no-progress-bar", "--backend", backend, *flags], cwd=tmp_path, env=environ,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stderr is not None
+        for line in process.stderr:
+            if "step-3000.zip" in line:  # the uploader has been at work for a while
+                break
+        children = _descendants(process.pid)
+        assert children, "the uploader runs in a child process"
+        process.kill()
+        process.wait(timeout=10)
+        deadline = time.time() + 15
+        while time.time() < deadline and any(_alive(pid) for pid in children):
+            time.sleep(0.2)
+        left = [pid for pid in children if _alive(pid)]
+        assert not left, [(Path(f"/proc/{pid}/cmdline").read_bytes()[:200]) for pid in left]
+    finally:
+        if process.poll() is None:
+            process.kill()

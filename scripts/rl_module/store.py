@@ -346,9 +346,9 @@ def checkpoint_callback(run: Run, every: int, on_saved: Callable[[SavedModel], o
 
 # -- experiment stores ---------------------------------------------------------------------------
 # The run directory is always the local store. store.backend adds a place that keeps copies: MLflow,
-# Weights & Biases, or an S3 bucket. A backend that is down never costs the training: its calls run in
-# one background thread (Uploader), the first failure is reported once with the backend's own message,
-# the backend is dropped for the rest of the run, and the summary lists what was not uploaded.
+# Weights & Biases, or an S3 bucket. A backend never costs the training: its calls run in a child process
+# of their own (Uploader); the first failure is reported once with the backend's own message, the backend
+# is dropped for the rest of the run, and the summary lists what was not uploaded.
 
 EXTRAS = {"mlflow": ("mlflow", "mlflow"), "wandb": ("wandb", "wandb"), "s3": ("boto3", "s3")}
 # What of the run directory is uploaded when the run ends (models and checkpoints go as they are written).
@@ -366,6 +366,11 @@ class ExperimentStore(ABC):
 
     def log_metrics(self, values: dict[str, float], step: int) -> None:  # noqa: B027 - optional hook
         """Metrics by step; backends without a metrics store keep them in the uploaded progress files."""
+
+    def log_metric_steps(self, steps: list[tuple[dict[str, float], int]]) -> None:
+        """Several steps' metrics at once (what piled up while the backend was busy)."""
+        for values, step in steps:
+            self.log_metrics(values, step)
 
     @abstractmethod
     def upload(self, path: Path, folder: str) -> str:
@@ -406,10 +411,15 @@ class MLflowStore(ExperimentStore):
         self.client.log_batch(self.run_id, params=params)
 
     def log_metrics(self, values: dict[str, float], step: int) -> None:
+        self.log_metric_steps([(values, step)])
+
+    def log_metric_steps(self, steps: list[tuple[dict[str, float], int]]) -> None:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        self.client.log_batch(self.run_id, metrics=[Metric(k, v, now, step) for k, v in values.items()])
+        metrics = [Metric(k, v, now, step) for values, step in steps for k, v in values.items()]
+        for start in range(0, len(metrics), 1000):  # MLflow's limit per batch
+            self.client.log_batch(self.run_id, metrics=metrics[start:start + 1000])
 
     def upload(self, path: Path, folder: str) -> str:
         self.client.log_artifact(self.run_id, str(path), artifact_path=folder or None)
@@ -537,70 +547,94 @@ def open_backend(config: Config) -> ExperimentStore | None:
 
 
 class Uploader:
-    """Runs a backend's calls in one background thread, in order. The first failure is reported once
-    (with the backend's own message) and the backend is dropped: later calls are skipped, and every
-    file not copied is listed in `not_uploaded`."""
+    """Runs a backend's calls in a child process of its own, in order: the training process only puts
+    each call on a queue. A backend client's Python work (its import, building each metric batch, HTTP,
+    hashing a file for upload) would otherwise take the interpreter lock from the learning loop: in a
+    thread it cost MLflow a third of the training speed (bench/README.md, Experiment stores).
+
+    The first failure is reported once (with the backend's own message) and the backend is dropped:
+    later calls are skipped, and every file not copied is listed in `not_uploaded`. The child ignores
+    Ctrl-C and SIGTERM (they stop the training, which then lets the uploads drain within a bound), is
+    killed when that bound passes, and ends by itself when the training process dies."""
 
     def __init__(self, run: Run, config: Config) -> None:
         self.name = config.store.backend
         self.failure: str | None = None
         self.uploaded: dict[str, str] = {}  # local path -> remote URI
         self.not_uploaded: list[str] = []
-        self.backend: ExperimentStore | None = None
-        self._queue: queue.Queue[tuple[str, Callable[[], Any], str | None] | None] = queue.Queue()
-        self._thread: threading.Thread | None = None
+        self.backend_pid: int | None = None
+        self._pending: dict[int, str] = {}  # uploads sent and not yet answered: call number -> local path
+        self._numbers = 0
+        self._lock = threading.Lock()
         self._finished = False
-        if self.name != "local":
-            self._thread = threading.Thread(target=self._work, name=f"rl-store-{self.name}", daemon=True)
-            self._thread.start()
-            self._queue.put(("start", lambda: self._start(run, config), None))
+        self._process: Any = None
+        if self.name == "local":
+            return
+        import multiprocessing
 
-    def _start(self, run: Run, config: Config) -> None:
-        # Opened here, in the background: importing a client (MLflow's takes seconds) must not delay training.
-        backend = open_backend(config)
-        if backend is not None:
-            backend.start(run, config)
-        self.backend = backend
+        # spawn, never fork: the training process holds torch's threads and the telemetry exporters' ones.
+        # Plain pipes, not multiprocessing queues: no semaphores, so no resource-tracker process either.
+        context = multiprocessing.get_context("spawn")
+        child_requests, self._requests = context.Pipe(duplex=False)
+        self._replies, child_replies = context.Pipe(duplex=False)
+        self._process = context.Process(target=_upload_in_child, name=f"rl-store-{self.name}",
+                                        args=(child_requests, child_replies, run, config, os.getpid()))
+        self._process.start()
+        child_requests.close()  # the child's ends: once it is gone, reading its answers ends
+        child_replies.close()
+        self.backend_pid = self._process.pid
+        self._outbox: queue.Queue[tuple[int, str, str, tuple[Any, ...]] | None] = queue.Queue()
+        self._sender = threading.Thread(target=self._send, name=f"rl-store-{self.name}-send", daemon=True)
+        self._collector = threading.Thread(target=self._collect, name=f"rl-store-{self.name}", daemon=True)
+        self._sender.start()
+        self._collector.start()
+        self._submit("start", "start", ())
 
-    def _submit(self, what: str, call: Callable[[], Any], path: str | None = None) -> None:
-        if self._thread is not None:
-            self._queue.put((what, call, path))
+    def _submit(self, what: str, method: str, args: tuple[Any, ...], path: str | None = None) -> None:
+        if self._process is None or self._finished:
+            return
+        with self._lock:
+            self._numbers += 1
+            number = self._numbers
+            if path is not None:
+                self._pending[number] = path
+        self._outbox.put((number, what, method, args))
 
-    def _work(self) -> None:
-        while (item := self._queue.get()) is not None:
-            what, call, path = item
-            if self.failure is not None:
-                if path is not None:
-                    self.not_uploaded.append(path)
-                continue
+    def _send(self) -> None:
+        """The calls to the child, in order (a write can wait while the child is busy: here, not in training)."""
+        while (item := self._outbox.get()) is not None:
             try:
-                result = call()
-                if path is not None:
-                    self.uploaded[path] = result
-            except Exception as error:  # the backend's own message, once; training goes on
-                self.failure = f"{what}: {type(error).__name__}: {error}"
+                self._requests.send(item)
+            except OSError:  # the child is gone: what was not sent stays pending and is listed
+                return
+        self._requests.close()
+
+    def _collect(self) -> None:
+        """The child's answers, as they come: what was uploaded, what was not, the first failure."""
+        while True:
+            try:
+                reply = self._replies.recv()
+            except (EOFError, OSError):  # the child is gone
+                return
+            kind, number = reply[0], reply[1]
+            with self._lock:
+                path = self._pending.pop(number, None)
+                if kind == "done" and path is not None and reply[2] is not None:
+                    self.uploaded[path] = reply[2]
+                elif kind in ("failed", "skipped") and path is not None:
+                    self.not_uploaded.append(path)
+            if kind == "failed":
+                self.failure = reply[2]
                 log.warning("%s store failed (%s); the run goes on locally, nothing more is sent there",
                             self.name, self.failure,
                             extra=event("rl.store.failed", backend=self.name, error=self.failure))
-                if path is not None:
-                    self.not_uploaded.append(path)
-
-    def _backend(self) -> ExperimentStore:
-        if self.backend is None:
-            raise RuntimeError("the store did not start")
-        return self.backend
 
     def metrics(self, values: dict[str, float], step: int) -> None:
         if values:
-            self._submit("metrics", lambda: self._backend().log_metrics(values, step))
+            self._submit("metrics", "log_metrics", (values, step))
 
     def upload(self, path: Path, folder: str = "") -> None:
-        def copy() -> str | None:
-            if not path.exists():  # pruned from the registry before its turn came: nothing to copy
-                return None
-            return self._backend().upload(path, folder)
-
-        self._submit(f"upload {path.name}", copy, str(path))
+        self._submit(f"upload {path.name}", "upload", (str(path), folder), str(path))
 
     def upload_model(self, path: Path, folder: str = "") -> None:
         """A model file and, first, its normalization statistics when it has them."""
@@ -610,29 +644,101 @@ class Uploader:
         self.upload(path, folder)
 
     def tag(self, key: str, value: str) -> None:
-        self._submit("tag", lambda: self._backend().tag(key, value))
+        self._submit("tag", "tag", (key, value))
 
     def finish(self, run: Run, succeeded: bool, timeout: float = 300.0) -> None:
-        """Upload the run's files, end the remote run, and wait (bounded) for the queue to drain.
-        Once: a second call does nothing."""
-        if self._thread is None or self._finished:
+        """Upload the run's files, end the remote run, and wait (bounded) for the child to drain its queue;
+        past the bound it is killed and what it had not answered is listed. Once: a second call does
+        nothing."""
+        if self._process is None or self._finished:
             return
-        self._finished = True
         for name in RUN_FILES:
             if (run.directory / name).exists():
                 self.upload(run.directory / name)
-        self._submit("finish", lambda: self._backend().finish(succeeded))
-        self._queue.put(None)
-        self._thread.join(timeout)
-        if self._thread.is_alive():
+        self._submit("finish", "finish", (succeeded,))
+        self._finished = True
+        self._outbox.put(None)
+        self._process.join(timeout)
+        killed = self._process.is_alive()
+        if killed:
+            self._process.kill()
+            self._process.join(5)
             self.failure = self.failure or f"still uploading after {timeout:.0f} s"
-            while True:  # what never got its turn
+        self._collector.join(0.1 if killed else 5)  # the answers the child sent before it ended
+        with self._lock:
+            self.not_uploaded += [path for _, path in sorted(self._pending.items())]
+            self._pending.clear()
+        self._replies.close()
+
+
+def _upload_in_child(requests: Any, replies: Any, run: Run, config: Config, parent: int) -> None:
+    """The uploader's child process: the backend opened here (importing a client takes seconds), then each
+    call in order, answered by number. Signals are for the training process, which ends this one."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    from .redact import Filter
+
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")  # the clients' own warnings
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(Filter())
+
+    def orphaned() -> None:  # the training process died (SIGKILL, OOM) in the middle of a call
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=orphaned, daemon=True).start()
+    try:  # uploads are background work: on a machine with few cores, the training comes first
+        os.nice(10)
+    except OSError:
+        pass
+    backend: ExperimentStore | None = None
+    failure: str | None = None
+    waiting: list[Any] = []  # read ahead while gathering metrics
+    while True:
+        try:
+            item = waiting.pop(0) if waiting else requests.recv()
+        except EOFError:  # the training process is gone, or ended without a finish
+            return
+        number, what, method, args = item
+        if failure is not None:
+            replies.send(("skipped", number))
+            continue
+        if method == "log_metrics":  # what piled up while the backend was busy goes in one call
+            gathered, numbers = [args], [number]
+            while not waiting and requests.poll(0):
                 try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
+                    following = requests.recv()
+                except EOFError:
                     break
-                if item is not None and item[2] is not None:
-                    self.not_uploaded.append(item[2])
+                if following[2] != "log_metrics":
+                    waiting.append(following)
+                    break
+                gathered.append(following[3])
+                numbers.append(following[0])
+            method, args, number = "log_metric_steps", (gathered,), numbers[-1]
+            for earlier in numbers[:-1]:
+                replies.send(("done", earlier, None))
+        try:
+            result: Any = None
+            if method == "start":
+                backend = open_backend(config)
+                if backend is not None:
+                    backend.start(run, config)
+            elif backend is None:
+                raise RuntimeError("the store did not start")
+            elif method == "upload":
+                path, folder = Path(args[0]), args[1]
+                # Pruned from the registry before its turn came: nothing to copy.
+                result = backend.upload(path, folder) if path.exists() else None
+            else:
+                getattr(backend, method)(*args)
+            replies.send(("done", number, result))
+        except Exception as error:  # the backend's own message, once; training goes on
+            failure = f"{what}: {type(error).__name__}: {error}"
+            replies.send(("failed", number, failure))
 
 
 def logger_writer(uploader: Uploader) -> Any:
