@@ -138,8 +138,37 @@ def test_sigterm_stops_the_trials_and_the_same_command_continues_the_study(tmp_p
     assert any(t["params"] == interrupted["params"] and t["state"] == "complete" for t in continued["trials"])
 
 
+def test_powers_of_two_one_minus_and_the_activation_reach_the_runs_as_values(tmp_path):
+    """RL Zoo's vocabulary (what its PPO space needs): an exponent searched for n_steps, 1 - gamma on a
+    log scale, the activation; each run trains with the value, the report and the best say the value."""
+    space = {"agent.kwargs.n_steps": {"int": [6, 7], "powerOf": 2},
+             "train.gamma": {"float": [1e-3, 0.05], "log": True, "oneMinus": True},
+             "agent.activation": {"choices": ["relu", "elu"]}}
+    out = sweep(tmp_path, "--trials", "2", "--sweep-workers", "1", "--study-name", "zoo-words", "--space",
+                json.dumps(space))
+    from stable_baselines3 import PPO
+
+    for t in out["trials"]:
+        sampled, values = t["params"], t["values"]
+        assert values["agent.kwargs.n_steps"] == 2 ** sampled["agent.kwargs.n_steps"] in (64, 128)
+        assert values["train.gamma"] == pytest.approx(1 - sampled["train.gamma"]) and values["train.gamma"] > 0.95
+        options = run_config(tmp_path, t["run_id"])["options"]
+        assert options["agent"]["kwargs"]["value"]["n_steps"] == values["agent.kwargs.n_steps"]
+        assert options["train"]["gamma"]["value"] == pytest.approx(values["train.gamma"])
+        assert options["agent"]["activation"]["value"] == values["agent.activation"]
+        model = PPO.load(tmp_path / "models" / t["run_id"] / "model.zip", device="cpu")
+        assert type(model.policy.mlp_extractor.policy_net[1]).__name__ == {"relu": "ReLU", "elu": "ELU"}[
+            values["agent.activation"]]
+    best = next(t for t in out["trials"] if t["number"] == out["best"]["trial"])
+    assert out["best"]["values"] == {k: v for k, v in best["values"].items()}
+    assert f'agent.activation = "{best["values"]["agent.activation"]}";' in out["nix"]
+    assert "--activation" in out["flags"]
+
+
 @pytest.mark.parametrize("space,expected", [
     ({"train.gamma": {"float": [0.999, 0.9]}}, "parameter train.gamma has low 0.999 >= high 0.9"),
+    ({"train.batchSize": {"float": [2, 5], "powerOf": 2}}, "powerOf takes an integer >= 2"),
+    ({"train.gamma": {"int": [1, 3], "oneMinus": True}}, "oneMinus = true applies to a float"),
     ({"agent.kwargs.ent_coef": {"float": [0, 0.1], "log": True}}, "log scale, so its low must be > 0"),
     ({"agent.kwargs.buffer_size": {"choices": [1000]}}, "is not an argument of ppo"),
     ({"agent.kwargs.n_epochs": {"choices": []}}, "has an empty choice list"),

@@ -123,6 +123,10 @@ def _algorithm_kwargs(config: Config, action_space: gym.Space[Any]) -> dict[str,
     return kwargs
 
 
+# agent.activation's names, as torch.nn's class names (looked up when a model is built: torch stays lazy).
+ACTIVATIONS = {"tanh": "Tanh", "relu": "ReLU", "elu": "ELU", "leaky_relu": "LeakyReLU"}
+
+
 def build(config: Config, venv: VecEnv, policy_kwargs: dict[str, Any], *, seed: int, device: str,
           verbose: int = 0) -> BaseAlgorithm:
     """The algorithm, with the Universe's options and agent.kwargs (unknown keywords are refused)."""
@@ -130,6 +134,10 @@ def build(config: Config, venv: VecEnv, policy_kwargs: dict[str, Any], *, seed: 
     policy_kwargs = dict(policy_kwargs)
     if config.agent.netArch is not None:
         policy_kwargs["net_arch"] = list(config.agent.netArch)
+    if config.agent.activation is not None:
+        import torch
+
+        policy_kwargs["activation_fn"] = getattr(torch.nn, ACTIVATIONS[config.agent.activation])
     kwargs: dict[str, Any] = {
         "learning_rate": schedule(config.train.learningRate),
         "gamma": config.train.gamma,

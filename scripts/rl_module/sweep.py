@@ -111,7 +111,12 @@ def _check(config: Config, path: str, parameter: Any, takes: set[str]) -> None:
             raise bad(f"is sampled on a log scale, so its low must be > 0 (it is {low})")
         if kind == "int" and not (isinstance(parameter.get("step", 1), int) and parameter.get("step", 1) >= 1):
             raise bad("has a step that is not a positive integer")
-        values = [low, high]
+        if "powerOf" in parameter and (kind != "int" or not isinstance(parameter["powerOf"], int)
+                                       or isinstance(parameter["powerOf"], bool) or parameter["powerOf"] < 2):
+            raise bad("powerOf takes an integer >= 2, with int = [ low high ] as the exponents")
+        if "oneMinus" in parameter and (kind != "float" or not isinstance(parameter["oneMinus"], bool)):
+            raise bad("oneMinus = true applies to a float (the value is 1 - the number sampled)")
+        values = [_transform(parameter, low), _transform(parameter, high)]
     schedules = parameter.get("schedule")
     if schedules is not None and (path != "train.learningRate" or not schedules or set(schedules) - set(SCHEDULES)):
         raise bad(f"schedule applies to train.learningRate only, as a list of {', '.join(SCHEDULES)}")
@@ -121,6 +126,16 @@ def _check(config: Config, path: str, parameter: Any, takes: set[str]) -> None:
                 _coerce(path, value)
             except (TypeError, ValueError) as error:
                 raise bad(f"value {value!r} is not allowed: {error}") from None
+
+
+def _transform(parameter: dict[str, Any], sampled: Any) -> Any:
+    """The value a sampled number stands for: base ** it (powerOf), 1 - it (oneMinus), else itself. Optuna
+    models the number as sampled (an exponent on its own scale; 1 - gamma on a log scale near zero)."""
+    if "powerOf" in parameter:
+        return parameter["powerOf"] ** sampled
+    if parameter.get("oneMinus"):
+        return 1 - sampled
+    return sampled
 
 
 def _coerce(path: str, value: Any) -> Any:
@@ -140,9 +155,10 @@ def suggest(trial: optuna.Trial, space: dict[str, dict[str, Any]]) -> dict[str, 
             chosen = trial.suggest_categorical(path, encoded)
             value = json.loads(chosen) if isinstance(chosen, str) and chosen[:1] in "[{" else chosen
         elif "float" in p:
-            value = trial.suggest_float(path, p["float"][0], p["float"][1], log=bool(p.get("log")))
+            value = _transform(p, trial.suggest_float(path, p["float"][0], p["float"][1], log=bool(p.get("log"))))
         else:
-            value = trial.suggest_int(path, p["int"][0], p["int"][1], step=p.get("step", 1), log=bool(p.get("log")))
+            value = _transform(p, trial.suggest_int(path, p["int"][0], p["int"][1], step=p.get("step", 1),
+                                                    log=bool(p.get("log"))))
         if path == "train.learningRate":
             schedule = trial.suggest_categorical(path + ".schedule", list(p.get("schedule", ["constant"])))
             value = ("lin_" if schedule == "lin" else "") + f"{value:.6g}"
@@ -446,15 +462,17 @@ def run_workers(config: Config, progress: Any) -> str | None:
 # -- the result -------------------------------------------------------------------------------------
 
 def report(study: optuna.Study) -> list[dict[str, Any]]:
-    """Every trial: number, state, value, duration, parameters, run and registry model."""
+    """Every trial: number, state, value, duration, its values (and Optuna's parameters as sampled), run
+    and registry model."""
     rows = []
+    space = study.user_attrs["space"]
     for t in study.get_trials(deepcopy=False):
         if t.user_attrs.get(SURPLUS):
             continue
         duration = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and \
             t.datetime_start else None
         rows.append({"number": t.number, "state": t.state.name.lower(), "value": t.value, "duration_s": duration,
-                     "params": t.params, "run_id": t.user_attrs.get("run_id"),
+                     "values": values_of(t.params, space), "params": t.params, "run_id": t.user_attrs.get("run_id"),
                      "model_id": t.user_attrs.get("model_id"), "error": t.user_attrs.get("error")})
     return rows
 
@@ -467,16 +485,24 @@ def best_values(study: optuna.Study) -> dict[str, Any] | None:
     if not finished:
         return None
     best = max(finished, key=lambda t: float(t.value or 0.0))
+    return {"trial": best.number, "value": best.value, "values": values_of(best.params, study.user_attrs["space"])}
+
+
+def values_of(params: dict[str, Any], space: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A trial's values by path, as its run used them, from what Optuna recorded (the numbers as sampled:
+    exponents, 1 - gamma; lists as JSON; the learning-rate schedule apart)."""
     values = {}
-    for path, value in best.params.items():
+    for path, value in params.items():
         if path.endswith(".schedule"):
             continue
         if isinstance(value, str) and value[:1] in "[{":
             value = json.loads(value)
+        elif path in space and isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = _transform(space[path], value)
         if path == "train.learningRate":
-            value = ("lin_" if best.params.get(path + ".schedule") == "lin" else "") + f"{value:.6g}"
+            value = ("lin_" if params.get(path + ".schedule") == "lin" else "") + f"{value:.6g}"
         values[path] = value
-    return {"trial": best.number, "value": best.value, "values": values}
+    return values
 
 
 def as_nix(values: dict[str, Any]) -> str:

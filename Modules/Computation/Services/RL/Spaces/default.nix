@@ -3,6 +3,9 @@
 # (`agent.kwargs.<key>`), checked against the Universe by lib/universe.nix:
 #   { float = [ low high ]; log = true; }   a number (log: sampled on a log scale; low > 0)
 #   { int = [ low high ]; step = 8; }        an integer (log = true also works)
+#   { int = [ 5 12 ]; powerOf = 2; }          2 to an integer power: 32 ... 4096 (the exponent is searched)
+#   { float = [ 1.0e-4 0.03 ]; log = true; oneMinus = true; }   1 - the number: 0.97 ... 0.9999 (a discount
+#                                             factor searched as its distance from 1, on a log scale)
 #   { choices = [ ... ]; }                    one of the values
 # train.learningRate also takes `schedule = [ "constant" "lin" ];`: lin_ decays it to zero.
 # A user's sweep.space is laid over this one: it adds, replaces or (with null) removes parameters.
@@ -53,21 +56,20 @@ in
     "agent.kwargs.gradient_steps" = { choices = [ 1 4 8 ]; };
     "agent.kwargs.policy_delay" = { choices = [ 1 2 3 ]; };
   };
-  # Close to the zoo's PPO space, for comparing against `-optimize` (bench/sweep.py). Not the same:
-  # rl_zoo3 2.9.2 samples 1 - gamma and 1 - gae_lambda on log scales, an activation, batch sizes from 4 and
-  # n_steps to 4096, which this vocabulary (or agent.kwargs) does not express; bench/README.md says what
-  # that does to the comparison.
+  # RL Baselines3 Zoo 2.9.2's own PPO space (rl_zoo3/hyperparams_opt.py, sample_ppo_params), for comparing
+  # against `-optimize` (bench/sweep.py): the same parameters, ranges and scales. The zoo's net_arch names
+  # tiny, small and medium are the sizes below.
   ppo-zoo = {
-    "train.batchSize" = { choices = [ 8 16 32 64 128 256 512 ]; };
-    "agent.kwargs.n_steps" = { choices = [ 8 16 32 64 128 256 512 1024 2048 ]; };
-    "train.gamma" = { choices = [ 0.9 0.95 0.98 0.99 0.995 0.999 0.9999 ]; };
-    "train.learningRate" = { float = [ 1.0e-5 1.0 ]; log = true; };
+    "train.batchSize" = { int = [ 2 10 ]; powerOf = 2; };
+    "agent.kwargs.n_steps" = { int = [ 5 12 ]; powerOf = 2; };
+    "train.gamma" = { float = [ 1.0e-4 0.03 ]; log = true; oneMinus = true; };
+    "agent.kwargs.gae_lambda" = { float = [ 1.0e-4 0.1 ]; log = true; oneMinus = true; };
+    "train.learningRate" = { float = [ 1.0e-5 0.002 ]; log = true; };
     "agent.kwargs.ent_coef" = { float = [ 1.0e-8 0.1 ]; log = true; };
     "agent.kwargs.clip_range" = { choices = [ 0.1 0.2 0.3 0.4 ]; };
     "agent.kwargs.n_epochs" = { choices = [ 1 5 10 20 ]; };
-    "agent.kwargs.gae_lambda" = { choices = [ 0.8 0.9 0.92 0.95 0.98 0.99 1.0 ]; };
-    "agent.kwargs.max_grad_norm" = { choices = [ 0.3 0.5 0.6 0.7 0.8 0.9 1 2 5 ]; };
-    "agent.kwargs.vf_coef" = { float = [ 0.0 1.0 ]; };
+    "agent.kwargs.max_grad_norm" = { float = [ 0.3 2 ]; };
     "agent.netArch" = { choices = [ [ 64 ] [ 64 64 ] [ 256 256 ] ]; };
+    "agent.activation" = { choices = [ "tanh" "relu" ]; };
   };
 }

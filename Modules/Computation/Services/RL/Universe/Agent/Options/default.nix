@@ -18,6 +18,12 @@
     description = "Hidden layer sizes of the policy and value networks; null keeps the algorithm's own (64,64 or 256,256 for SAC/TD3).";
     example = [ 256 256 ];
   };
+  activation = {
+    type = { nullOr = { enum = [ "tanh" "relu" "elu" "leaky_relu" ]; }; };
+    default = null;
+    description = "Activation of the hidden layers; null keeps the algorithm's own (tanh for PPO/A2C, relu for DQN/SAC/TD3).";
+    example = "relu";
+  };
   kwargs = {
     type = "attrs";
     default = { };
