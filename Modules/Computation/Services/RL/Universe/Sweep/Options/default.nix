@@ -53,7 +53,7 @@
   space = {
     type = "attrs";
     default = { };
-    description = "The search space over the algorithm's default one (Spaces/): { \"<option or agent.kwargs.<key>>\" = { float = [ low high ]; log = true; } | { int = [ low high ]; step = 1; } | { choices = [ ... ]; }; }; a parameter set to null is left out.";
+    description = "The search space over the algorithm's default one (Spaces/): { \"<option or agent.kwargs.<key>>\" = { float = [ low high ]; log = true; } | { int = [ low high ]; step = 1; } | { choices = [ ... ]; }; } (powerOf = 2 on an int searches an exponent; oneMinus = true on a float, 1 - the value); a parameter set to null is left out.";
     example = { "train.gamma" = { float = [ 0.95 0.999 ]; }; "agent.kwargs.n_epochs" = { choices = [ 5 10 ]; }; };
   };
   baseSpace = {
