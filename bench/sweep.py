@@ -1,7 +1,7 @@
 """Hyperparameter sweeps against RL Zoo's own `-optimize`, in the same run: PPO on CartPole-v1, TPE and the
 median pruner, the same number of trials, steps per trial and parallel jobs.
 
-    python bench/sweep.py [--trials 10] [--steps 20000] [--workers 2] [--tpm-trials 6] [--tpm-steps 5000]
+    python bench/sweep.py [--trials 10] [--steps 20000] [--workers 2] [--tpm-trials 16] [--tpm-steps 5000]
                           [--seed 0] [--zoo-venv bench/.zoo-venv] [--workdir DIR]
                           [--skip-zoo | --skip-main] [--skip-tpm]
 
@@ -295,7 +295,7 @@ def main() -> None:
                         help="intermediate evaluations per trial (zoo --n-evaluations; rl-sweep's default is 5)")
     parser.add_argument("--zoo-startup-trials", type=int, default=None,
                         help="zoo --n-startup-trials (default: the zoo's own, 10)")
-    parser.add_argument("--tpm-trials", type=int, default=6, help="trials of the trials-per-minute runs")
+    parser.add_argument("--tpm-trials", type=int, default=16, help="trials of the trials-per-minute runs")
     parser.add_argument("--tpm-steps", type=int, default=5_000, help="steps per trial of the trials-per-minute runs")
     parser.add_argument("--seed", type=int, default=0, help="the samplers' seed (and the fixed configurations')")
     parser.add_argument("--zoo-venv", type=Path, default=Path(__file__).resolve().parent / ".zoo-venv",

@@ -368,7 +368,7 @@ class ExperimentStore(ABC):
         """Metrics by step; backends without a metrics store keep them in the uploaded progress files."""
 
     def log_metric_steps(self, steps: list[tuple[dict[str, float], int]]) -> None:
-        """Several steps' metrics at once (what piled up while the backend was busy)."""
+        """Several steps' metrics at once (the uploader gathers them for up to METRICS_EVERY_S)."""
         for values, step in steps:
             self.log_metrics(values, step)
 
@@ -671,6 +671,11 @@ class Uploader:
         self._replies.close()
 
 
+# Metrics go to the backend at most this often, gathered: one call (and one commit, for MLflow's own store)
+# instead of one per logger dump.
+METRICS_EVERY_S = 1.0
+
+
 def _upload_in_child(requests: Any, replies: Any, run: Run, config: Config, parent: int) -> None:
     """The uploader's child process: the backend opened here (importing a client takes seconds), then each
     call in order, answered by number. Signals are for the training process, which ends this one."""
@@ -696,31 +701,14 @@ def _upload_in_child(requests: Any, replies: Any, run: Run, config: Config, pare
         pass
     backend: ExperimentStore | None = None
     failure: str | None = None
-    waiting: list[Any] = []  # read ahead while gathering metrics
-    while True:
-        try:
-            item = waiting.pop(0) if waiting else requests.recv()
-        except EOFError:  # the training process is gone, or ended without a finish
-            return
-        number, what, method, args = item
+    metrics: list[tuple[dict[str, float], int]] = []  # gathered since they were last sent
+    sent_at = time.monotonic()
+
+    def call(number: int, what: str, method: str, args: tuple[Any, ...]) -> None:
+        nonlocal backend, failure
         if failure is not None:
             replies.send(("skipped", number))
-            continue
-        if method == "log_metrics":  # what piled up while the backend was busy goes in one call
-            gathered, numbers = [args], [number]
-            while not waiting and requests.poll(0):
-                try:
-                    following = requests.recv()
-                except EOFError:
-                    break
-                if following[2] != "log_metrics":
-                    waiting.append(following)
-                    break
-                gathered.append(following[3])
-                numbers.append(following[0])
-            method, args, number = "log_metric_steps", (gathered,), numbers[-1]
-            for earlier in numbers[:-1]:
-                replies.send(("done", earlier, None))
+            return
         try:
             result: Any = None
             if method == "start":
@@ -739,6 +727,30 @@ def _upload_in_child(requests: Any, replies: Any, run: Run, config: Config, pare
         except Exception as error:  # the backend's own message, once; training goes on
             failure = f"{what}: {type(error).__name__}: {error}"
             replies.send(("failed", number, failure))
+
+    def send_metrics() -> None:
+        nonlocal sent_at
+        if metrics:
+            call(0, "metrics", "log_metric_steps", (list(metrics),))
+            metrics.clear()
+        sent_at = time.monotonic()
+
+    while True:
+        if metrics and not requests.poll(max(0.0, sent_at + METRICS_EVERY_S - time.monotonic())):
+            send_metrics()
+            continue
+        try:
+            number, what, method, args = requests.recv()
+        except EOFError:  # the training process is done with us (or gone)
+            send_metrics()
+            return
+        if method == "log_metrics":
+            metrics.append(args)
+            if time.monotonic() - sent_at >= METRICS_EVERY_S:
+                send_metrics()
+            continue
+        send_metrics()  # in order: the metrics before what follows them
+        call(number, what, method, args)
 
 
 def logger_writer(uploader: Uploader) -> Any:
