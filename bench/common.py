@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import statistics
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 from rl_module.agent import schedule
@@ -20,6 +23,21 @@ def preset_kwargs(algorithm: str, env_id: str) -> tuple[int, dict[str, Any]]:
     kwargs["gamma"] = preset.get("train.gamma", 0.99)
     kwargs["batch_size"] = preset.get("train.batchSize", 64)
     return int(preset.get("env.nEnvs", 1)), kwargs
+
+
+def baseline_prefix(revision: str, folder: Path, command: str) -> list[str]:
+    """Run rl-<command> (its module under rl_module.cli) from the sources of `revision` (a detached git worktree
+    at `folder`), in this environment: what a change costs, against the commit before it."""
+    subprocess.run(["git", "worktree", "add", "--detach", str(folder), revision], check=True, capture_output=True,
+                   cwd=Path(__file__).parent)
+    code = f"import sys; sys.path.insert(0, {str(folder / 'scripts')!r}); " \
+           f"from rl_module.cli.{command} import main; sys.exit(main(sys.argv[1:]))"
+    return [sys.executable, "-c", code]
+
+
+def remove_worktree(folder: Path) -> None:
+    subprocess.run(["git", "worktree", "remove", "--force", str(folder)], check=False, capture_output=True,
+                   cwd=Path(__file__).parent)
 
 
 def median(values: list[float]) -> float:

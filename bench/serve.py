@@ -27,6 +27,7 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+from common import baseline_prefix, remove_worktree
 
 BODY = "[0.01, 0.02, -0.03, 0.04]"
 
@@ -108,15 +109,6 @@ def load(port: int, connections: int, seconds: int) -> tuple[int, float, float, 
     return connections, rate, p50, p99, int(errors.group(1)) if errors else 0
 
 
-def baseline_prefix(revision: str, folder: Path) -> list[str]:
-    """Run rl-infer from the sources of `revision` (a detached git worktree), in this environment."""
-    subprocess.run(["git", "worktree", "add", "--detach", str(folder), revision], check=True, capture_output=True,
-                   cwd=Path(__file__).parent)
-    code = f"import sys; sys.path.insert(0, {str(folder / 'scripts')!r}); from rl_module.cli.infer import main; " \
-           "sys.exit(main(sys.argv[1:]))"
-    return [sys.executable, "-c", code]
-
-
 def serve_and_load(model: Path, seconds: int, baseline: list[str] | None, rounds: int) -> dict[str, list[tuple]]:
     """Each round starts every server afresh (a process's own speed varies by several per cent from one
     start to the next) and loads it at 1, 4 and 8 connections; the servers' order alternates by round."""
@@ -155,12 +147,11 @@ def main() -> None:
         rows = in_process(model)
         worktree = Path(tmp) / "baseline"
         try:
-            prefix = baseline_prefix(args.baseline, worktree) if args.baseline else None
+            prefix = baseline_prefix(args.baseline, worktree, "infer") if args.baseline else None
             loads = serve_and_load(model, args.seconds, prefix, args.rounds)
         finally:
             if args.baseline:
-                subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], check=False,
-                               capture_output=True, cwd=Path(__file__).parent)
+                remove_worktree(worktree)
     print("in-process single-observation predict, PPO MlpPolicy on CartPole-v1, 1 torch thread")
     print("| call | p50 (µs) | p99 (µs) |")
     print("|---|---|---|")

@@ -28,7 +28,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from common import median
+from common import baseline_prefix, median, remove_worktree
 
 BIN = Path(sys.executable).parent
 
@@ -100,14 +100,6 @@ def fps(prefix: list[str], steps: int, extra: list[str], env: dict[str, str], pe
         return float(outcome["fps"])
 
 
-def baseline_prefix(revision: str, folder: Path) -> list[str]:
-    subprocess.run(["git", "worktree", "add", "--detach", str(folder), revision], check=True, capture_output=True,
-                   cwd=Path(__file__).parent)
-    code = f"import sys; sys.path.insert(0, {str(folder / 'scripts')!r}); from rl_module.cli.train import main; " \
-           "sys.exit(main(sys.argv[1:]))"
-    return [sys.executable, "-c", code]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20_000)
@@ -125,7 +117,7 @@ def main() -> None:
         try:
             prefixes = {"this commit": [str(BIN / "rl-train")]}
             if args.baseline:
-                prefixes["baseline"] = baseline_prefix(args.baseline, worktree)
+                prefixes["baseline"] = baseline_prefix(args.baseline, worktree, "train")
             rows = {name: row for name, row in backends(tracking, endpoint).items()
                     if name == "local" or not args.only or any(word in name for word in args.only)}
             results: dict[tuple[bool, str, str], list[float]] = {}
@@ -143,8 +135,7 @@ def main() -> None:
                 os.killpg(server.pid, signal.SIGTERM)
                 server.wait(timeout=20)
             if args.baseline:
-                subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], check=False,
-                               capture_output=True, cwd=Path(__file__).parent)
+                remove_worktree(worktree)
     print(f"PPO CartPole-v1, {args.steps} steps, whole rl-train processes, median of {args.repeats}")
     for periodic in (False, True):
         print("\nevaluation and checkpoints every 5,000 steps" if periodic else
