@@ -562,7 +562,6 @@ class Uploader:
         self.failure: str | None = None
         self.uploaded: dict[str, str] = {}  # local path -> remote URI
         self.not_uploaded: list[str] = []
-        self.backend_pid: int | None = None
         self._pending: dict[int, str] = {}  # uploads sent and not yet answered: call number -> local path
         self._numbers = 0
         self._lock = threading.Lock()
@@ -582,7 +581,6 @@ class Uploader:
         self._process.start()
         child_requests.close()  # the child's ends: once it is gone, reading its answers ends
         child_replies.close()
-        self.backend_pid = self._process.pid
         self._outbox: queue.Queue[tuple[int, str, str, tuple[Any, ...]] | None] = queue.Queue()
         self._sender = threading.Thread(target=self._send, name=f"rl-store-{self.name}-send", daemon=True)
         self._collector = threading.Thread(target=self._collect, name=f"rl-store-{self.name}", daemon=True)
