@@ -3,7 +3,7 @@ median pruner, the same number of trials, steps per trial and parallel jobs.
 
     python bench/sweep.py [--trials 10] [--steps 20000] [--workers 2] [--tpm-trials 16] [--tpm-steps 5000]
                           [--seed 0] [--zoo-venv bench/.zoo-venv] [--workdir DIR]
-                          [--skip-zoo | --skip-main] [--skip-tpm]
+                          [--skip-zoo | --skip-main] [--skip-tpm] [--same-trials N]
 
 A quick smoke run: --trials 3 --steps 2048 --tpm-trials 2 --tpm-steps 1024 (about a minute).
 
@@ -23,6 +23,8 @@ A quick smoke run: --trials 3 --steps 2048 --tpm-trials 2 --tpm-steps 1024 (abou
    --pruner none, our default space. So that both runs train the very same configurations (trials of
    one space differ in cost by 10x and more), the configurations are drawn once from that space (Optuna's
    RandomSampler, --seed) and queued in each study before rl-sweep starts. Target: >= 1.7x with 2 workers.
+3. With --same-trials N: the zoo and rl-sweep on the very same N configurations of the zoo's space (drawn
+   once, queued in both studies under each tool's parameter names), no pruning: the machinery alone.
 """
 
 from __future__ import annotations
@@ -122,13 +124,13 @@ def summarize(label: str, run: dict[str, Any], trials: list[Any], asked_steps: i
     }
 
 
-def zoo_row(python: Path, folder: Path, args: argparse.Namespace) -> dict[str, Any]:
+def zoo_row(python: Path, folder: Path, args: argparse.Namespace, pruner: str = "median") -> dict[str, Any]:
     from optuna.trial import TrialState
 
     db = folder / "zoo.db"
     argv = [str(python), "-m", "rl_zoo3.train", "--algo", "ppo", "--env", "CartPole-v1", "-n", str(args.steps),
             "-optimize", "--n-trials", str(args.trials), "--n-jobs", str(args.workers), "--sampler", "tpe",
-            "--pruner", "median", "--n-evaluations", str(args.evaluations), "--storage", f"sqlite:///{db}",
+            "--pruner", pruner, "--n-evaluations", str(args.evaluations), "--storage", f"sqlite:///{db}",
             "--study-name", "zoo", "--seed", str(args.seed), "-f", str(folder / "logs"), "--num-threads", "1",
             "--no-optim-plots", "--verbose", "1"]
     if args.zoo_startup_trials is not None:
@@ -167,14 +169,15 @@ def ours_row(label: str, folder: Path, argv: list[str], steps: int) -> dict[str,
 
 # -- trials per minute -------------------------------------------------------------------------------
 
-def fixed_configurations(count: int, seed: int) -> list[dict[str, Any]]:
-    """`count` configurations of our default PPO space, drawn at random (seeded), as Optuna params."""
+def fixed_configurations(count: int, seed: int, *extra: str) -> list[dict[str, Any]]:
+    """`count` configurations of a PPO space (ours, or --base-space ppo-zoo in `extra`), drawn at random
+    (seeded), as Optuna params."""
     import optuna
 
     from rl_module import sweep
     from rl_module.cli.sweep import COMMAND
 
-    config, _ = COMMAND.configure(["--env-id", "CartPole-v1", "--algorithm", "ppo"], {})
+    config, _ = COMMAND.configure(["--env-id", "CartPole-v1", "--algorithm", "ppo", *extra], {})
     space = sweep.space_of(config)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     draw = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=seed))
@@ -199,6 +202,45 @@ def queue(folder: Path, configurations: list[dict[str, Any]]) -> None:
     study = optuna.create_study(study_name="rl-sweep", storage=f"sqlite:///{db}", direction="maximize")
     for params in configurations:
         study.enqueue_trial(params)
+
+
+# ppo-zoo's parameters (Spaces/) by the names rl_zoo3 2.9.2's sample_ppo_params gives them; the sampled
+# numbers are the same (exponents, 1 - gamma), only the net sizes have names there.
+ZOO_NAMES = {"train.batchSize": "batch_size_pow", "agent.kwargs.n_steps": "n_steps_pow",
+             "train.gamma": "one_minus_gamma", "agent.kwargs.gae_lambda": "one_minus_gae_lambda",
+             "train.learningRate": "learning_rate", "agent.kwargs.ent_coef": "ent_coef",
+             "agent.kwargs.clip_range": "clip_range", "agent.kwargs.n_epochs": "n_epochs",
+             "agent.kwargs.max_grad_norm": "max_grad_norm", "agent.netArch": "net_arch",
+             "agent.activation": "activation_fn"}
+ZOO_NETS = {"[64]": "tiny", "[64, 64]": "small", "[256, 256]": "medium"}
+
+
+def same_rows(python: Path, base: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The zoo and rl-sweep on the very same configurations of the zoo's space, queued in both studies,
+    no pruning: what the machinery costs, the draws taken out."""
+    configurations = fixed_configurations(args.same_trials, args.seed, "--base-space", "ppo-zoo")
+    zoo_params = [{ZOO_NAMES[k]: (ZOO_NETS[v] if k == "agent.netArch" else v) for k, v in c.items()
+                   if k in ZOO_NAMES} for c in configurations]
+    rows = []
+    folder = base / "same-zoo"
+    folder.mkdir()
+    db = folder / "zoo.db"
+    enqueue = ("import json, sys, optuna; study = optuna.create_study(study_name='zoo', storage=sys.argv[1], "
+               "direction='maximize'); [study.enqueue_trial(p) for p in json.loads(sys.argv[2])]")
+    subprocess.run([str(python), "-c", enqueue, f"sqlite:///{db}", json.dumps(zoo_params)], check=True)
+    trials, args.trials = args.trials, args.same_trials
+    try:
+        row = zoo_row(python, folder, args, pruner="none")
+    finally:
+        args.trials = trials
+    row["label"] = f"RL Zoo {ZOO.split('==')[1]}, the same {args.same_trials} configurations"
+    rows.append(row)
+    folder = base / "same-ours"
+    folder.mkdir()
+    queue(folder, configurations)
+    argv = ours_argv(args.same_trials, args.workers, args.steps, "none", args.seed, "--base-space", "ppo-zoo")
+    rows.append(ours_row(f"rl-sweep, the same {args.same_trials} configurations", folder, argv, args.steps))
+    return rows
 
 
 def tpm_rows(base: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -259,6 +301,23 @@ def print_main(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
               + ", ".join(f"{n} {s} {'-' if v is None else f'{v:.1f}'}" for n, s, v in r["values"]))
 
 
+def print_same(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    print(f"\nthe same {args.same_trials} configurations of the zoo's space in both, {args.steps:,} steps each, "
+          f"{args.workers} parallel jobs, no pruning")
+    print("| run | wall time | trial phase | trials' durations summed | CPU time (cores busy) | best value |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        best = "-" if r["best"] is None else f"{r['best']:.1f}"
+        print(f"| {r['label']} | {r['wall']:.0f} s | {r['last_end'] - r['first_start']:.0f} s | {r['trial_s']:.0f} s | "
+              f"{r['cpu']:.0f} s ({r['cpu'] / r['wall']:.2f}) | {best} |")
+    zoo, ours = rows
+    print(f"rl-sweep against the zoo: wall {ours['wall'] / zoo['wall']:.2f}x, trials' durations summed "
+          f"{ours['trial_s'] / zoo['trial_s']:.2f}x")
+    print("values (zoo, ours) by configuration: " + "; ".join(
+        f"{'-' if a is None else f'{a:.0f}'}, {'-' if b is None else f'{b:.0f}'}"
+        for (_, _, a), (_, _, b) in zip(sorted(zoo["values"]), sorted(ours["values"]), strict=False)))
+
+
 def print_tpm(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     print(f"\nrl-sweep trials per minute: {args.tpm_trials} trials x {args.tpm_steps:,} steps, --pruner none, the "
           f"default space ({args.tpm_trials} configurations drawn once, queued in both studies)")
@@ -304,14 +363,17 @@ def main() -> None:
     parser.add_argument("--skip-zoo", action="store_true", help="our two rows only")
     parser.add_argument("--skip-main", action="store_true", help="the trials-per-minute runs only")
     parser.add_argument("--skip-tpm", action="store_true", help="no trials-per-minute runs")
+    parser.add_argument("--same-trials", type=int, default=0, metavar="N",
+                        help="also run the zoo and rl-sweep on the same N configurations of the zoo's space")
     args = parser.parse_args()
 
-    python = None if args.skip_zoo or args.skip_main else zoo_python(args.zoo_venv)
+    python = None if args.skip_zoo or (args.skip_main and not args.same_trials) else zoo_python(args.zoo_venv)
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="rl-bench-sweep-") as tmp:
         base = Path(tmp) if args.workdir is None else args.workdir.resolve()
         base.mkdir(parents=True, exist_ok=True)
         rows: list[dict[str, Any]] = []
+        same: list[dict[str, Any]] = []
         if not args.skip_main:
             plans: list[tuple[str, list[str] | None]] = [("zoo", None)] if python is not None else []
             plans += [("ppo-zoo", ["--base-space", "ppo-zoo"]), ("default", [])]
@@ -328,6 +390,13 @@ def main() -> None:
                     label = "rl-sweep, " + ("the zoo's space (--base-space ppo-zoo)" if extra else "our default space")
                     rows.append(ours_row(label, folder, ours_argv(args.trials, args.workers, args.steps, "median",
                                                                   args.seed, *extra), args.steps))
+        if args.same_trials and python is not None:
+            for name in ("same-zoo", "same-ours"):
+                if (base / name).exists():
+                    shutil.rmtree(base / name)
+            print(f"running the zoo and rl-sweep on the same {args.same_trials} configurations ...", file=sys.stderr,
+                  flush=True)
+            same = same_rows(python, base, args)
         tpm: list[dict[str, Any]] = []
         if not args.skip_tpm:
             for workers in (1, 2):
@@ -337,6 +406,8 @@ def main() -> None:
             tpm = tpm_rows(base, args)
     if rows:
         print_main(rows, args)
+    if same:
+        print_same(same, args)
     if tpm:
         print_tpm(tpm, args)
     print(f"\nwhole benchmark: {time.perf_counter() - began:.0f} s")
