@@ -191,6 +191,7 @@ class Predictor:
                 finish = lambda actions: np.clip(actions, low, high)  # noqa: E731
         return act, finish
 
+
 def _finite(array: Any) -> bool:
     """No NaN or infinity in a float array. A vector the size of one observation is checked in Python: a
     numpy reduction (`np.isfinite(a).all()`) measured 5-12 us per request in the server between the policy's
