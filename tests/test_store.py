@@ -306,7 +306,6 @@ def _alive(pid: int) -> bool:
 def test_a_run_killed_with_sigkill_leaves_no_uploader_process_behind(backend, mlflow_server, tmp_path):
     """The backend's calls run in a child process (and W&B's client starts a service of its own): when the
     training process dies without a word, every process it started ends too."""
-
     flags = ["--tracking-uri", mlflow_server] if backend == "mlflow" else []
     environ = environment({"WANDB_MODE": "offline", "WANDB_SILENT": "true"})
     process = subprocess.Popen(
