@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 SPACE = {"train.learningRate": {"float": [1e-4, 3e-3], "log": True}, "agent.kwargs.n_epochs": {"choices": [1, 2, 4]},
          "train.gamma": {"float": [0.9, 0.999]}}
 SMALL = ("--trial-timesteps", "1024", "--evaluations", "2", "--episodes", "2", "--no-preset", "--agent-kwargs",
-         '{"n_steps": 128}', "--base-space", "none", "--space", json.dumps(SPACE), "--pruner", "none", "--seed", "3")
+         '{"n_steps": 128}', "--base-space", "empty", "--space", json.dumps(SPACE), "--pruner", "none", "--seed", "3")
 
 
 def sweep(cwd: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 300) -> dict[str, Any]:
@@ -42,6 +42,7 @@ def test_a_small_sweep_with_two_workers_records_every_trial_and_hands_back_the_b
     trials = [t for t in out["trials"] if t["state"] == "complete"]
     assert out["counts"]["finished"] == 4 and sorted(t["number"] for t in trials) == [0, 1, 2, 3]
     assert len({json.dumps(t["params"], sort_keys=True) for t in trials}) == 4  # each worker samples its own
+    assert all({p.removesuffix(".schedule") for p in t["params"]} == set(SPACE) for t in trials)  # SPACE alone
     with Registry(tmp_path / "rl_registry.db") as registry:
         finals = {m.trial: m for m in registry.models() if m.kind == "final"}
     assert sorted(finals) == [0, 1, 2, 3] and {m.study for m in finals.values()} == {"small"}
@@ -163,6 +164,23 @@ def test_powers_of_two_one_minus_and_the_activation_reach_the_runs_as_values(tmp
     assert out["best"]["values"] == {k: v for k, v in best["values"].items()}
     assert f'agent.activation = "{best["values"]["agent.activation"]}";' in out["nix"]
     assert "--activation" in out["flags"]
+
+
+def test_the_pruner_is_shown_only_evaluations_of_a_policy_that_has_learned(tmp_path):
+    """A rollout longer than the evaluation period: the evaluations before the first update (and those with
+    no update since the last) are recorded with the run but never reported to the study's pruner."""
+    import optuna
+
+    out = sweep(tmp_path, "--trials", "1", "--sweep-workers", "1", "--study-name", "rollouts", "--evaluations",
+                "4", "--agent-kwargs", '{"n_steps": 768}')
+    (t,) = out["trials"]
+    import numpy as np
+
+    evaluated = np.load(tmp_path / "models" / t["run_id"] / "evaluations.npz")["timesteps"].tolist()
+    # Every 256 steps; one update at 768 (after that step's evaluation), the next at 1,536.
+    assert evaluated == [256, 512, 768, 1024, 1280, 1536], evaluated
+    study = optuna.load_study(study_name="rollouts", storage=f"sqlite:///{tmp_path / 'rl_registry.db'}")
+    assert list(study.trials[0].intermediate_values) == [1024]
 
 
 @pytest.mark.parametrize("space,expected", [

@@ -274,6 +274,7 @@ class _EvalTracker:
         self.reached_steps: int | None = previous.get("threshold_reached_steps")
         self.stopped = False
         self.pruned = False
+        self.reported_updates = 0  # the policy's update count at the last evaluation shown to a pruner
 
 
 def _on_new_best(run: store.Run, threshold: float | None, tracker: _EvalTracker) -> Any:
@@ -317,12 +318,17 @@ def _after_eval(tracker: _EvalTracker, recorder: registry.Recorder | None, confi
                                  std_reward=result.std_reward))
             if recorder is not None:
                 recorder.evaluation(self.num_timesteps, result.as_registry())
-            if trial is not None and not trial.report(self.num_timesteps, result.mean_reward):
-                log.info("trial %d of %s pruned at %d steps (mean reward %.2f)", trial.number, trial.study,
-                         self.num_timesteps, result.mean_reward,
-                         extra=event("rl.trial.pruned", timesteps=self.num_timesteps, mean_reward=result.mean_reward))
-                tracker.stopped = tracker.pruned = True
-                return False
+            # A pruner judges what the trial has learned: an evaluation before the policy's first update
+            # (a rollout longer than the evaluation period), or with no update since the last one, says
+            # nothing about its hyperparameters and would drag down the median other trials are held to.
+            if trial is not None and self.model._n_updates > tracker.reported_updates:
+                tracker.reported_updates = self.model._n_updates
+                if not trial.report(self.num_timesteps, result.mean_reward):
+                    log.info("trial %d of %s pruned at %d steps (mean reward %.2f)", trial.number, trial.study,
+                             self.num_timesteps, result.mean_reward, extra=event(
+                                 "rl.trial.pruned", timesteps=self.num_timesteps, mean_reward=result.mean_reward))
+                    tracker.stopped = tracker.pruned = True
+                    return False
             if config.train.stopOnReward and threshold is not None and result.mean_reward >= threshold and \
                     registry.converged([h["mean_reward"] for h in tracker.history], window, tolerance):
                 log.info("stopping on reward: %.2f >= %g, the last evaluations converged", result.mean_reward,
