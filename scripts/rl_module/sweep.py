@@ -52,9 +52,9 @@ def space_of(config: Config) -> dict[str, dict[str, Any]]:
     checked; UsageError naming the option and its source for anything malformed."""
     spaces = spec_module.load().spaces
     base = config.sweep.baseSpace or config.agent.algorithm
-    if base != "none" and base not in spaces:
-        raise config.refuse("sweep.baseSpace", f"names no space; the spaces: {', '.join(sorted(spaces))}, none")
-    space = dict(spaces.get(base, {}))
+    if base not in spaces:
+        raise config.refuse("sweep.baseSpace", f"names no space; the spaces: {', '.join(sorted(spaces))}")
+    space = dict(spaces[base])
     for path, parameter in config.sweep.space.items():
         if parameter is None:
             space.pop(path, None)
@@ -531,6 +531,29 @@ def as_flags(config: Config, values: dict[str, Any]) -> list[str]:
     if kwargs:
         flags += [spec.option("agent.kwargs").flag, json.dumps(kwargs, sort_keys=True)]
     return flags
+
+
+def warm_plots(counted: dict[str, int], total: int, workers: int) -> None:
+    """Import what the plots need (matplotlib, Optuna's charts and importances: ~2 s, scikit-learn among
+    them) on a thread once every trial of the study is given out and a worker of this host has nothing
+    left to do: a core is free then, and the command ends that much sooner after its last trial."""
+    given = counted["finished"] + counted["pruned"] + counted["running"]
+    if _warming.is_set() or counted["waiting"] or given < total or counted["running"] >= workers:
+        return
+    _warming.set()
+
+    def imports() -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot  # noqa: F401
+        import optuna.importance  # noqa: F401
+        import optuna.visualization.matplotlib  # noqa: F401
+
+    threading.Thread(target=imports, name="rl-sweep-plots", daemon=True).start()
+
+
+_warming = threading.Event()
 
 
 def plot(study: optuna.Study, folder: Path) -> list[str]:

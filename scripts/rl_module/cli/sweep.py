@@ -41,6 +41,7 @@ def _sweep(config: Config, args: argparse.Namespace) -> int:
 
     def progress() -> None:
         c = sweep.counts(study)
+        sweep.warm_plots(c, total, config.sweep.workers)
         best = sweep.best_values(study)
         line = (f"rl-sweep: {name}: {c['finished'] + c['pruned']}/{total} trials ({c['finished']} finished, "
                 f"{c['pruned']} pruned, {c['failed']} failed, {c['running']} running)"

@@ -72,4 +72,6 @@ in
     "agent.netArch" = { choices = [ [ 64 ] [ 64 64 ] [ 256 256 ] ]; };
     "agent.activation" = { choices = [ "tanh" "relu" ]; };
   };
+  # Nothing: sweep.space alone is searched (`--base-space empty`).
+  empty = { };
 }

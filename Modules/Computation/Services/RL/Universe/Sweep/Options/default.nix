@@ -59,7 +59,7 @@
   baseSpace = {
     type = { nullOr = "nonEmptyStr"; };
     default = null;
-    description = "The named space (Spaces/) that sweep.space is laid over; null: the algorithm's own; `none`: sweep.space alone.";
+    description = "The named space (Spaces/) that sweep.space is laid over; null: the algorithm's own; `empty`: sweep.space alone.";
     example = "ppo-zoo";
   };
   heartbeat = {
