@@ -183,6 +183,22 @@ def test_the_pruner_is_shown_only_evaluations_of_a_policy_that_has_learned(tmp_p
     assert list(study.trials[0].intermediate_values) == [1024]
 
 
+def test_a_pruned_trial_stops_at_once_and_is_recorded_as_pruned(tmp_path):
+    """Successive halving prunes a trial below the best at its first rung: the run ends at that evaluation
+    (no more steps, no final evaluation), its result and study say pruned, and its model is in the registry."""
+    out = sweep(tmp_path, "--trials", "4", "--sweep-workers", "1", "--study-name", "halving", "--pruner", "halving",
+                "--evaluations", "4", "--agent-kwargs", '{"n_steps": 64}')
+    pruned = [t for t in out["trials"] if t["state"] == "pruned"]
+    assert out["counts"]["pruned"] == len(pruned) >= 1 and out["counts"]["finished"] + len(pruned) == 4, out["counts"]
+    with Registry(tmp_path / "rl_registry.db") as registry:
+        rows = {m.id: m for m in registry.models() if m.study == "halving"}
+    for t in pruned:
+        result = json.loads((tmp_path / "models" / t["run_id"] / "result.json").read_text())
+        assert result["status"] == "pruned" and result["evaluation"] is None
+        assert result["timesteps"] == result["evaluations"][-1]["timesteps"] < 1024  # at once, not at the end
+        assert rows[t["model_id"]].trial == t["number"]
+
+
 @pytest.mark.parametrize("space,expected", [
     ({"train.gamma": {"float": [0.999, 0.9]}}, "parameter train.gamma has low 0.999 >= high 0.9"),
     ({"train.batchSize": {"float": [2, 5], "powerOf": 2}}, "powerOf takes an integer >= 2"),
