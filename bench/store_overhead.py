@@ -95,8 +95,10 @@ def fps(prefix: list[str], steps: int, extra: list[str], env: dict[str, str], pe
         if result.returncode != 0:
             sys.exit(f"{' '.join(extra) or 'local'}: rl-train failed\n{result.stderr[-2000:]}")
         outcome = json.loads(result.stdout)
-        if outcome.get("store_failure"):
-            sys.exit(f"{' '.join(extra)}: the store failed: {outcome['store_failure']}")
+        # A store that failed or lost files (its uploader died early, say) did less work: its speed proves nothing.
+        if outcome.get("store_failure") or outcome.get("not_uploaded"):
+            sys.exit(f"{' '.join(extra)}: the store failed: {outcome.get('store_failure')}; not uploaded: "
+                     f"{outcome.get('not_uploaded')}")
         return float(outcome["fps"])
 
 

@@ -4,14 +4,18 @@ an S3-compatible server (moto's standalone server) through boto3; and each one d
 from __future__ import annotations
 
 import json
+import logging
 import os
+import signal
 import socket
 import struct
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
@@ -192,6 +196,72 @@ def test_s3_gets_the_run_directory_and_every_checkpoint(s3_server, tmp_path):
 
 # -- outages --------------------------------------------------------------------------------------
 
+@dataclass
+class Silent:
+    """A tracking server that accepts connections and never answers: its URI, the connections it holds."""
+
+    uri: str
+    held: list[socket.socket]
+
+
+@pytest.fixture
+def silent_server() -> Iterator[Silent]:
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    listening.listen(64)
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        try:
+            while len(held) < 64:
+                held.append(listening.accept()[0])
+        except OSError:  # closed at the end of the test
+            pass
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield Silent(f"http://127.0.0.1:{listening.getsockname()[1]}", held)
+    finally:
+        try:
+            listening.shutdown(socket.SHUT_RDWR)  # wakes the accept
+        except OSError:
+            pass
+        listening.close()
+        for connection in held:
+            connection.close()
+
+
+class Lines:
+    """A process's stderr read to its end in a thread, as it comes: the uploader and W&B's service inherit
+    it, and a pipe nobody reads fills and blocks whoever writes to it next. Its end (EOF) means that
+    every process holding it has ended."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.lines: list[str] = []
+        self.changed = threading.Condition()
+        self.reader = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self.reader.start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            with self.changed:
+                self.lines.append(line)
+                self.changed.notify_all()
+        with self.changed:
+            self.changed.notify_all()
+
+    def wait_for(self, text: str, timeout: float) -> bool:
+        """Whether a line with `text` came within `timeout` (False at once when the stream ended)."""
+        with self.changed:
+            return self.changed.wait_for(lambda: any(text in line for line in self.lines)
+                                         or not self.reader.is_alive(), timeout) and text in "".join(self.lines)
+
+    @property
+    def text(self) -> str:
+        with self.changed:
+            return "".join(self.lines)
+
+
 @pytest.mark.parametrize("backend,args,env", [
     ("mlflow", ("--tracking-uri", "http://127.0.0.1:{port}"), {}),
     ("s3", ("--tracking-uri", "s3://runs/x", "--endpoint-url", "http://127.0.0.1:{port}"),
@@ -235,26 +305,17 @@ def test_the_local_store_has_tensorboard_events_a_learning_curve_and_registry_pl
 
 
 @pytest.mark.slow
-def test_a_stopping_run_waits_for_a_hanging_store_only_so_long_and_lists_what_it_did_not_take(tmp_path):
+def test_a_stopping_run_waits_for_a_hanging_store_only_so_long_and_lists_what_it_did_not_take(silent_server,
+                                                                                                tmp_path):
     """A tracking server that accepts connections and never answers: the SIGTERM'd run still ends within
     the uploader's stop allowance, listing every file that was not uploaded."""
-    import signal
-    import threading
-
-    from conftest import BIN
     from rl_module.train import STOP_UPLOAD_S
 
-    silent = socket.socket()
-    silent.bind(("127.0.0.1", 0))
-    silent.listen(64)
-    held: list[socket.socket] = []
-    threading.Thread(target=lambda: [held.append(silent.accept()[0]) for _ in range(64)], daemon=True).start()
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("RL_", "OTEL_"))}
     environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "60"  # the server hangs longer than any stop may wait
     process = subprocess.Popen(
         [str(BIN / "rl-train"), "--total-timesteps", "200000", "--checkpoint-freq", "1000", "--eval-freq", "0",
-         "--no-progress-bar", "--json", "--backend", "mlflow", "--tracking-uri",
-         f"http://127.0.0.1:{silent.getsockname()[1]}"],
+         "--no-progress-bar", "--json", "--backend", "mlflow", "--tracking-uri", silent_server.uri],
         cwd=tmp_path, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert process.stderr is not None
@@ -266,7 +327,8 @@ def test_a_stopping_run_waits_for_a_hanging_store_only_so_long_and_lists_what_it
         out, err = process.communicate(timeout=60)
         waited = time.monotonic() - signalled
     finally:
-        silent.close()
+        if process.poll() is None:
+            process.kill()
     assert process.returncode == 143, err
     outcome = json.loads(out)
     assert outcome["status"] == "interrupted"
@@ -302,30 +364,183 @@ def _alive(pid: int) -> bool:
         return False
 
 
-@pytest.mark.parametrize("backend", ["mlflow", "wandb"])
-def test_a_run_killed_with_sigkill_leaves_no_uploader_process_behind(backend, mlflow_server, tmp_path):
+def _cmdline(pid: int) -> bytes:
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _uploader(pid: int) -> int:
+    """The uploader process of the training process `pid` (multiprocessing's spawned child; the resource
+    tracker beside it is not it)."""
+    (found,) = [child for child in _descendants(pid) if b"spawn_main" in _cmdline(child)]
+    return found
+
+
+def _all_gone(pids: set[int], seconds: float) -> list[bytes]:
+    """The command lines of those of `pids` still alive after `seconds`."""
+    deadline = time.time() + seconds
+    while time.time() < deadline and any(_alive(pid) for pid in pids):
+        time.sleep(0.2)
+    return [_cmdline(pid)[:200] for pid in pids if _alive(pid)]
+
+
+@pytest.mark.parametrize("backend", ["mlflow", "wandb", "mlflow stuck in a call"])
+def test_a_run_killed_with_sigkill_leaves_no_uploader_process_behind(backend, mlflow_server, silent_server, tmp_path):
     """The backend's calls run in a child process (and W&B's client starts a service of its own): when the
-    training process dies without a word, every process it started ends too."""
-    flags = ["--tracking-uri", mlflow_server] if backend == "mlflow" else []
-    environ = environment({"WANDB_MODE": "offline", "WANDB_SILENT": "true"})
+    training process dies without a word, every process it started ends too. Also when the child is in
+    the middle of a call that would not return for minutes (a server that never answers): then only its
+    watch on the training process ends it."""
+    flags = {"mlflow": ["--tracking-uri", mlflow_server], "wandb": [],
+             "mlflow stuck in a call": ["--tracking-uri", silent_server.uri]}[backend]
+    environ = environment({"WANDB_MODE": "offline", "WANDB_SILENT": "true",
+                           "MLFLOW_HTTP_REQUEST_TIMEOUT": "120"})  # the silent server's call: far past the bound
     process = subprocess.Popen(
         [str(BIN / "rl-train"), "--total-timesteps", "500000", "--checkpoint-freq", "1000", "--eval-freq", "0",
-         "--no-progress-bar", "--backend", backend, *flags], cwd=tmp_path, env=environ,
+         "--no-progress-bar", "--backend", backend.split()[0], *flags], cwd=tmp_path, env=environ,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         assert process.stderr is not None
-        for line in process.stderr:
-            if "step-3000.zip" in line:  # the uploader has been at work for a while
-                break
+        stderr = Lines(process.stderr)
+        assert stderr.wait_for("step-3000.zip", 180), stderr.text  # the uploader has been at work for a while
         children = _descendants(process.pid)
-        assert children, "the uploader runs in a child process"
+        assert _uploader(process.pid) in children, "the uploader runs in a child process"
+        if backend == "wandb":  # its service too, before the kill: it is the grandchild that must end as well
+            deadline = time.time() + 120
+            while not any(b"wandb-core" in _cmdline(pid) for pid in children) and time.time() < deadline:
+                time.sleep(0.5)
+                children = _descendants(process.pid)
+            assert any(b"wandb-core" in _cmdline(pid) for pid in children), "W&B's service started"
+        if backend == "mlflow stuck in a call":  # the uploader is in a call the server never answers
+            deadline = time.time() + 120
+            while not silent_server.held and time.time() < deadline:
+                time.sleep(0.2)
+            assert silent_server.held, "the uploader called the server"
         process.kill()
         process.wait(timeout=10)
-        deadline = time.time() + 15
-        while time.time() < deadline and any(_alive(pid) for pid in children):
-            time.sleep(0.2)
-        left = [pid for pid in children if _alive(pid)]
-        assert not left, [(Path(f"/proc/{pid}/cmdline").read_bytes()[:200]) for pid in left]
+        left = _all_gone(children, 15)
+        assert not left, left
+        stderr.reader.join(5)  # the stderr the processes inherited: every one of them has let go of it
+        assert not stderr.reader.is_alive()
+        assert "Traceback" not in stderr.text, stderr.text
     finally:
         if process.poll() is None:
             process.kill()
+
+
+@pytest.mark.slow
+def test_an_uploader_that_dies_is_a_store_failure_that_lists_what_it_lost(mlflow_server, tmp_path):
+    """The uploader process killed under a running training (as the OOM killer does): the failure is
+    reported once, the training goes on and ends at once (no wait for a child that is gone), and what was
+    not uploaded is listed."""
+    started = time.monotonic()
+    process = subprocess.Popen(
+        [str(BIN / "rl-train"), "--total-timesteps", "4096", "--checkpoint-freq", "1024", "--eval-freq", "0",
+         "--no-progress-bar", "--json", "--backend", "mlflow", "--tracking-uri", mlflow_server,
+         "--experiment-name", "uploader-dies"], cwd=tmp_path, env=environment({}),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None and process.stderr is not None
+        stderr = Lines(process.stderr)
+        assert stderr.wait_for("step-1024.zip", 180), stderr.text
+        os.kill(_uploader(process.pid), signal.SIGKILL)
+        out = process.stdout.read()
+        assert process.wait(timeout=60) == 0, stderr.text
+        stderr.reader.join(10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    outcome = json.loads(out)
+    assert outcome["store_failure"] == "the uploader process ended unexpectedly (killed by SIGKILL)"
+    listed = {Path(p).name for p in outcome["not_uploaded"]}
+    assert {"model.zip", "config.json", "result.json"} <= listed
+    assert stderr.text.count("mlflow store failed") == 1 and "Traceback" not in stderr.text, stderr.text
+    local_models_intact(tmp_path, outcome)
+    assert time.monotonic() - started < 150
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signals", [1, 2])
+def test_a_stop_during_the_end_of_runs_wait_for_a_hanging_store_cuts_it(signals, silent_server, tmp_path):
+    """A run that ended waits up to minutes for its store's uploads. A SIGTERM then cuts the wait to the
+    stop allowance; a second one ends the uploader at once (the run stops with 143). Either way no
+    process is left behind and what was not uploaded is listed."""
+    from rl_module.store import STOP_UPLOAD_S
+
+    environ = environment({"MLFLOW_HTTP_REQUEST_TIMEOUT": "120"})  # the server hangs longer than the test waits
+    process = subprocess.Popen(
+        [str(BIN / "rl-train"), "--total-timesteps", "2048", "--checkpoint-freq", "0", "--eval-freq", "0",
+         "--no-progress-bar", "--json", "--backend", "mlflow", "--tracking-uri", silent_server.uri],
+        cwd=tmp_path, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None and process.stderr is not None
+        stderr = Lines(process.stderr)
+        assert stderr.wait_for("still uploading to the mlflow store: waiting up to", 110), stderr.text
+        children = _descendants(process.pid)
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        if signals == 2:
+            assert stderr.wait_for("send it again", 10), stderr.text
+            process.send_signal(signal.SIGTERM)
+        out = process.stdout.read()
+        code = process.wait(timeout=60)
+        waited = time.monotonic() - signalled
+        stderr.reader.join(10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert not _all_gone(children, 10)
+    assert not stderr.reader.is_alive() and "Traceback" not in stderr.text, stderr.text
+    if signals == 1:
+        assert code == 0, stderr.text  # the run had finished; only its wait was cut
+        outcome = json.loads(out)
+        assert outcome["store_failure"] == f"still uploading {STOP_UPLOAD_S:.0f} s after a stop signal"
+        assert {"model.zip", "config.json", "result.json"} <= {Path(p).name for p in outcome["not_uploaded"]}
+        assert STOP_UPLOAD_S - 1 < waited < STOP_UPLOAD_S + 20
+    else:
+        assert code == 143, stderr.text
+        assert "stopped at once by a second SIGTERM" in stderr.text
+        assert "mlflow store failed (still uploading when the run was stopped at once)" in stderr.text
+        listed = next(line for line in stderr.lines if "not uploaded to the mlflow store:" in line)
+        assert "model.zip" in listed and "result.json" in listed
+        assert waited < STOP_UPLOAD_S + 10
+
+
+class _Unreadable:
+    """Pickles to a call of int() that fails in the uploader process, with a URL and its password in
+    the message: a request the child cannot read."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return int, ("http://user:hunter2@127.0.0.1/",)
+
+
+def test_a_request_the_uploader_cannot_read_is_a_store_failure_never_a_raw_traceback(mlflow_server, tmp_path,
+                                                                                      capfd, caplog, monkeypatch):
+    """An error in the child's own loop (here: a request it cannot unpickle) is the store's failure like a
+    backend's; the child prints no traceback (which would bypass the redaction of its password) and goes
+    on to the end, skipping what follows."""
+    from rl_module import spec
+    from rl_module.cli.train import COMMAND as TRAIN
+    from rl_module.config import ALL_FEATURES, resolve
+    from rl_module.logs import LOGGER
+    from rl_module.store import Run, Uploader
+
+    monkeypatch.setattr(logging.getLogger(LOGGER), "propagate", True)  # to caplog, after an in-process logs.setup
+    options = spec.load()
+    args = TRAIN.parser(options).parse_args(["--backend", "mlflow", "--tracking-uri", mlflow_server,
+                                            "--experiment-name", "unreadable"])
+    run = Run("unreadable", tmp_path)
+    uploader = Uploader(run, resolve(options, ALL_FEATURES, args, {}))
+    uploader.tag("note", _Unreadable())  # type: ignore[arg-type] - what no caller sends: the point
+    (tmp_path / "model.zip").write_bytes(b"a model")
+    uploader.upload(tmp_path / "model.zip")
+    uploader.finish(run, succeeded=True, timeout=120)
+    assert uploader.failure is not None and uploader.failure.startswith("a request the uploader could not read: "
+                                                                        "ValueError")
+    assert uploader.not_uploaded == [str(tmp_path / "model.zip")]
+    assert uploader._process.exitcode == 0  # it ended by itself, having drained its queue
+    failed = [r for r in caplog.records if r.getMessage().startswith("mlflow store failed (a request the uploader")]
+    assert len(failed) == 1, caplog.text
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "hunter2" not in err, err

@@ -31,6 +31,7 @@ import logging
 import os
 import queue
 import secrets
+import signal
 import threading
 import time
 import zipfile
@@ -546,6 +547,11 @@ def open_backend(config: Config) -> ExperimentStore | None:
     return None
 
 
+# What a stopping run waits for its experiment store (the rest is listed as not uploaded), also when the
+# stop comes while the end of a run is already waiting for its uploads.
+STOP_UPLOAD_S = 5.0
+
+
 class Uploader:
     """Runs a backend's calls in a child process of its own, in order: the training process only puts
     each call on a queue. A backend client's Python work (its import, building each metric batch, HTTP,
@@ -553,7 +559,8 @@ class Uploader:
     thread it cost MLflow a third of the training speed (bench/README.md, Experiment stores).
 
     The first failure is reported once (with the backend's own message) and the backend is dropped:
-    later calls are skipped, and every file not copied is listed in `not_uploaded`. The child ignores
+    later calls are skipped, and every file not copied is listed in `not_uploaded`. A child that ends
+    before its time (a crash, the OOM killer, a failed start) is such a failure too. The child ignores
     Ctrl-C and SIGTERM (they stop the training, which then lets the uploads drain within a bound), is
     killed when that bound passes, and ends by itself when the training process dies."""
 
@@ -565,33 +572,66 @@ class Uploader:
         self._pending: dict[int, str] = {}  # uploads sent and not yet answered: call number -> local path
         self._numbers = 0
         self._lock = threading.Lock()
-        self._finished = False
+        self._finished = False  # the run's last calls are queued: nothing more is taken
+        self._gone = False  # the child ended (or never started): a call is listed at once, not queued
+        self._ended = False  # finish saw the child end (by itself or killed): a second finish does nothing
         self._process: Any = None
         if self.name == "local":
             return
         import multiprocessing
+        import pickle
 
         # spawn, never fork: the training process holds torch's threads and the telemetry exporters' ones.
-        # Plain pipes, not multiprocessing queues: no semaphores, so no resource-tracker process either.
+        # (spawn starts multiprocessing's resource-tracker process too; it ends with the last process
+        # holding its pipe, so neither a finished nor a killed run leaves it behind.)
         context = multiprocessing.get_context("spawn")
         child_requests, self._requests = context.Pipe(duplex=False)
         self._replies, child_replies = context.Pipe(duplex=False)
-        self._process = context.Process(target=_upload_in_child, name=f"rl-store-{self.name}",
-                                        args=(child_requests, child_replies, run, config, os.getpid()))
-        self._process.start()
-        child_requests.close()  # the child's ends: once it is gone, reading its answers ends
-        child_replies.close()
         self._outbox: queue.Queue[tuple[int, str, str, tuple[Any, ...]] | None] = queue.Queue()
+        try:
+            # The run and its configuration go as bytes, read inside the child's own error handling: a
+            # failure there is reported like any other, never as a raw traceback.
+            payload = pickle.dumps((run, config))
+            self._process = context.Process(target=_upload_in_child, name=f"rl-store-{self.name}",
+                                            args=(child_requests, child_replies, payload, os.getpid()))
+            self._process.start()
+        except Exception as error:  # no process to be had (out of memory, too many processes): train on
+            self._process, self._gone = None, True
+            self._fail(f"the uploader process did not start: {type(error).__name__}: {error}")
+            return
+        finally:
+            child_requests.close()  # the child's ends: once it is gone, reading its answers ends
+            child_replies.close()
         self._sender = threading.Thread(target=self._send, name=f"rl-store-{self.name}-send", daemon=True)
         self._collector = threading.Thread(target=self._collect, name=f"rl-store-{self.name}", daemon=True)
         self._sender.start()
         self._collector.start()
         self._submit("start", "start", ())
 
+    def _fail(self, failure: str) -> None:
+        """The store's first failure, reported once; the run goes on locally."""
+        with self._lock:
+            if self.failure is not None:
+                return
+            self.failure = failure
+        log.warning("%s store failed (%s); the run goes on locally, nothing more is sent there", self.name, failure,
+                    extra=event("rl.store.failed", backend=self.name, error=failure))
+
+    def _list_pending(self) -> None:
+        """Everything sent and not answered is not uploaded (the child is gone)."""
+        with self._lock:
+            self._gone = True
+            self.not_uploaded += [path for _, path in sorted(self._pending.items())]
+            self._pending.clear()
+
     def _submit(self, what: str, method: str, args: tuple[Any, ...], path: str | None = None) -> None:
-        if self._process is None or self._finished:
+        if self.name == "local" or self._finished:
             return
         with self._lock:
+            if self._gone:  # nothing reaches the store any more: listed now, not queued without end
+                if path is not None:
+                    self.not_uploaded.append(path)
+                return
             self._numbers += 1
             number = self._numbers
             if path is not None:
@@ -600,21 +640,25 @@ class Uploader:
 
     def _send(self) -> None:
         """The calls to the child, in order (a write can wait while the child is busy: here, not in training)."""
-        while (item := self._outbox.get()) is not None:
-            try:
+        try:
+            while (item := self._outbox.get()) is not None:
                 self._requests.send(item)
-            except OSError:  # the child is gone: what was not sent stays pending and is listed
-                return
-        self._requests.close()
+        except OSError:  # the child is gone: what was not sent stays pending and is listed
+            pass
+        finally:
+            self._requests.close()
 
     def _collect(self) -> None:
-        """The child's answers, as they come: what was uploaded, what was not, the first failure."""
+        """The child's answers, as they come: what was uploaded, what was not, the first failure; and
+        whether the child ended by itself (its last word) or died."""
         while True:
             try:
                 reply = self._replies.recv()
-            except (EOFError, OSError):  # the child is gone
-                return
+            except (EOFError, OSError):
+                break
             kind, number = reply[0], reply[1]
+            if kind == "ended":  # it drained its queue and ends
+                return
             with self._lock:
                 path = self._pending.pop(number, None)
                 if kind == "done" and path is not None and reply[2] is not None:
@@ -622,10 +666,15 @@ class Uploader:
                 elif kind in ("failed", "skipped") and path is not None:
                     self.not_uploaded.append(path)
             if kind == "failed":
-                self.failure = reply[2]
-                log.warning("%s store failed (%s); the run goes on locally, nothing more is sent there",
-                            self.name, self.failure,
-                            extra=event("rl.store.failed", backend=self.name, error=self.failure))
+                self._fail(reply[2])
+        # The pipe ended without the child's last word: it crashed, was killed (the OOM killer; or finish,
+        # which has said why already), or never got going.
+        self._process.join(1)
+        code = self._process.exitcode
+        how = ("its exit status unknown" if code is None else f"killed by {signal.Signals(-code).name}" if code < 0
+               else f"exit status {code}")
+        self._fail(f"the uploader process ended unexpectedly ({how})")
+        self._list_pending()
 
     def metrics(self, values: dict[str, float], step: int) -> None:
         if values:
@@ -646,27 +695,73 @@ class Uploader:
 
     def finish(self, run: Run, succeeded: bool, timeout: float = 300.0) -> None:
         """Upload the run's files, end the remote run, and wait (bounded) for the child to drain its queue;
-        past the bound it is killed and what it had not answered is listed. Once: a second call does
-        nothing."""
-        if self._process is None or self._finished:
+        past the bound it is killed and what it had not answered is listed. The calls are queued once;
+        once the child has ended, a second call does nothing."""
+        if self.name == "local":
             return
-        for name in RUN_FILES:
-            if (run.directory / name).exists():
-                self.upload(run.directory / name)
-        self._submit("finish", "finish", (succeeded,))
-        self._finished = True
-        self._outbox.put(None)
-        self._process.join(timeout)
-        killed = self._process.is_alive()
-        if killed:
+        if not self._finished:
+            for name in RUN_FILES:
+                if (run.directory / name).exists():
+                    self.upload(run.directory / name)
+            self._submit("finish", "finish", (succeeded,))
+            self._finished = True
+            self._outbox.put(None)
+        if self._process is not None and not self._ended:
+            self._wait(timeout)
+
+    def _wait(self, timeout: float) -> None:
+        """Wait up to `timeout` for the child to end by itself. The stop signals still reach the training's
+        own handler meanwhile, and also cut the wait: the first one to STOP_UPLOAD_S from then (an end-of-run
+        wait is up to minutes), a second one at once (stopping.Stopped, raised in here). Whichever way
+        the wait ends, the child is gone when this returns or raises, and what it did not answer is listed."""
+        started = time.monotonic()
+        deadline = started + timeout
+        why = f"still uploading after {timeout:.0f} s"
+
+        def cut(signum: int, frame: Any) -> None:
+            nonlocal deadline, why
+            if time.monotonic() + STOP_UPLOAD_S < deadline:
+                deadline = time.monotonic() + STOP_UPLOAD_S
+                why = f"still uploading {STOP_UPLOAD_S:.0f} s after a stop signal"
+            previous[signum](signum, frame)
+
+        previous: dict[int, Callable[[int, Any], Any]] = {}
+        if threading.current_thread() is threading.main_thread():  # only there can Python handle signals
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                handler = signal.getsignal(signum)
+                if callable(handler):  # the training's GracefulStop (or Python's KeyboardInterrupt)
+                    previous[signum] = handler
+                    signal.signal(signum, cut)
+        told, stopped = False, False
+        try:
+            # In short slices: a signal's handler runs in between, and may move the deadline.
+            while self._process.is_alive() and (left := deadline - time.monotonic()) > 0:
+                if not told and time.monotonic() - started >= 1.0:
+                    told = True
+                    cuts = f" (a stop signal cuts it to {STOP_UPLOAD_S:.0f} s)" if left > STOP_UPLOAD_S else ""
+                    log.info("still uploading to the %s store: waiting up to %.0f s more%s", self.name, left, cuts)
+                self._process.join(min(left, 0.25))
+        except BaseException:  # a second signal (or Ctrl-C without GracefulStop): end the child at once
+            why, stopped = "still uploading when the run was stopped at once", True
+            raise
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+            self._end(why, stopped)
+
+    def _end(self, why: str, stopped: bool) -> None:
+        """The child killed if it still runs (it ignores SIGTERM, which systemd sends the whole unit: only
+        SIGKILL ends it), its last answers read, what it did not answer listed."""
+        if self._process.is_alive():
+            self._fail(why)  # before the kill: the pipe's end then is no surprise
             self._process.kill()
             self._process.join(5)
-            self.failure = self.failure or f"still uploading after {timeout:.0f} s"
-        self._collector.join(0.1 if killed else 5)  # the answers the child sent before it ended
-        with self._lock:
-            self.not_uploaded += [path for _, path in sorted(self._pending.items())]
-            self._pending.clear()
+        self._collector.join(5)  # the answers the child sent before it ended (EOF follows its end)
+        self._list_pending()
+        if stopped and self.not_uploaded:  # the run ends with Stopped: no summary follows to list them
+            log.warning("not uploaded to the %s store: %s", self.name, ", ".join(self.not_uploaded))
         self._replies.close()
+        self._ended = True
 
 
 # Metrics go to the backend at most this often, gathered: one call (and one commit, for MLflow's own store)
@@ -674,11 +769,11 @@ class Uploader:
 METRICS_EVERY_S = 1.0
 
 
-def _upload_in_child(requests: Any, replies: Any, run: Run, config: Config, parent: int) -> None:
-    """The uploader's child process: the backend opened here (importing a client takes seconds), then each
-    call in order, answered by number. Signals are for the training process, which ends this one."""
-    import signal
-
+def _upload_in_child(requests: Any, replies: Any, payload: bytes, parent: int) -> None:
+    """The uploader's child process. Signals are for the training process, which ends this one. Nothing
+    leaves it unredacted: the clients' warnings go through the redaction filter, and an error of this
+    loop itself is the store's failure, sent to the training process (multiprocessing would print its
+    traceback raw, with whatever URL and password it quotes)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from .redact import Filter
@@ -686,6 +781,8 @@ def _upload_in_child(requests: Any, replies: Any, run: Run, config: Config, pare
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")  # the clients' own warnings
     for handler in logging.getLogger().handlers:
         handler.addFilter(Filter())
+    logging.captureWarnings(True)  # Python's warnings too, through the same filter
+    threading.excepthook = _thread_failed
 
     def orphaned() -> None:  # the training process died (SIGKILL, OOM) in the middle of a call
         while os.getppid() == parent:
@@ -697,13 +794,43 @@ def _upload_in_child(requests: Any, replies: Any, run: Run, config: Config, pare
         os.nice(10)
     except OSError:
         pass
+    try:
+        _serve(requests, replies, payload)
+    except (BrokenPipeError, ConnectionResetError):  # the training process no longer listens: no one to tell
+        pass
+    except BaseException as error:  # this loop's own error, reported as the store's failure
+        failure = f"the uploader process failed: {type(error).__name__}: {error}"
+        try:
+            replies.send(("failed", 0, failure))
+        except OSError:
+            log.warning("%s", failure)
+
+
+def _thread_failed(hook: threading.ExceptHookArgs) -> None:
+    """A client's thread that fails, in one filtered line (Python would print its traceback raw)."""
+    if hook.exc_type is SystemExit:  # as Python's own hook: a thread's sys.exit is no error
+        return
+    log.warning("%s: %s: %s", hook.thread.name if hook.thread else "a thread", hook.exc_type.__name__, hook.exc_value)
+
+
+def _serve(requests: Any, replies: Any, payload: bytes) -> None:
+    """The backend opened here (importing a client takes seconds), then each call in order, answered by
+    number, until the training process closes its end; then the last word, "ended"."""
+    import pickle
+
+    run, config = pickle.loads(payload)
     backend: ExperimentStore | None = None
     failure: str | None = None
     metrics: list[tuple[dict[str, float], int]] = []  # gathered since they were last sent
     sent_at = time.monotonic()
 
+    def fail(number: int, message: str) -> None:  # the first failure, sent once; later calls are skipped
+        nonlocal failure
+        failure = message
+        replies.send(("failed", number, failure))
+
     def call(number: int, what: str, method: str, args: tuple[Any, ...]) -> None:
-        nonlocal backend, failure
+        nonlocal backend
         if failure is not None:
             replies.send(("skipped", number))
             return
@@ -723,8 +850,7 @@ def _upload_in_child(requests: Any, replies: Any, run: Run, config: Config, pare
                 getattr(backend, method)(*args)
             replies.send(("done", number, result))
         except Exception as error:  # the backend's own message, once; training goes on
-            failure = f"{what}: {type(error).__name__}: {error}"
-            replies.send(("failed", number, failure))
+            fail(number, f"{what}: {type(error).__name__}: {error}")
 
     def send_metrics() -> None:
         nonlocal sent_at
@@ -738,10 +864,17 @@ def _upload_in_child(requests: Any, replies: Any, run: Run, config: Config, pare
             send_metrics()
             continue
         try:
-            number, what, method, args = requests.recv()
+            data = requests.recv_bytes()
         except EOFError:  # the training process is done with us (or gone)
             send_metrics()
+            replies.send(("ended", 0))
             return
+        try:
+            number, what, method, args = pickle.loads(data)
+        except Exception as error:  # a request this process cannot read: a failure like a backend's
+            if failure is None:
+                fail(0, f"a request the uploader could not read: {type(error).__name__}: {error}")
+            continue
         if method == "log_metrics":
             metrics.append(args)
             if time.monotonic() - sent_at >= METRICS_EVERY_S:

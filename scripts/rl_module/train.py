@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EVAL_SEED_OFFSET = 10_000  # evaluation envs are seeded apart from the training envs
-STOP_UPLOAD_S = 5.0  # what a stopping run waits for its experiment store; the rest is listed as not uploaded
 
 
 def apply_preset(config: Config) -> Config:
@@ -428,7 +427,7 @@ def train(plan: Plan) -> TrainResult:
                         raise
                     finally:
                         # A no-op after a finished run; else ends the remote run, bounded when stopping.
-                        uploader.finish(run, succeeded=False, timeout=STOP_UPLOAD_S if stop.requested else 300.0)
+                        uploader.finish(run, succeeded=False, timeout=store.STOP_UPLOAD_S if stop.requested else 300.0)
                         if recorder is not None:
                             recorder.close()
             finally:
@@ -561,7 +560,7 @@ def _learn(plan: Plan, model: BaseAlgorithm, run: store.Run, venv: VecEnv, eval_
         failing_rules=validation.failing() if validation else [],
     )
     store.write_json(run.directory / store.RESULT_FILE, outcome.as_dict())
-    uploader.finish(run, succeeded=not stop.requested, timeout=STOP_UPLOAD_S if stop.requested else 300.0)
+    uploader.finish(run, succeeded=not stop.requested, timeout=store.STOP_UPLOAD_S if stop.requested else 300.0)
     outcome.store_backend, outcome.store_failure = config.store.backend, uploader.failure
     outcome.not_uploaded = uploader.not_uploaded
     if recorder is not None and uploader.uploaded:
