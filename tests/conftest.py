@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import postgres as postgres_server
@@ -133,3 +134,40 @@ def wait_for(url: str, process: subprocess.Popen[bytes], seconds: float = 60) ->
 def boto_credentials(env: dict[str, str]) -> dict[str, str]:
     return {"aws_access_key_id": env["AWS_ACCESS_KEY_ID"], "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"],
             "region_name": env["AWS_DEFAULT_REGION"]}
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """A real MLflow tracking server: its URI, and the folder it keeps everything it received in."""
+
+    uri: str
+    root: Path
+
+
+@pytest.fixture(scope="session")
+def mlflow_tracking(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tracking]:
+    """A real MLflow tracking server on loopback for the session (its runs in SQLite, its artifacts in a
+    folder), stopped with its whole process group."""
+    binary = BIN / "mlflow"
+    if not binary.is_file():
+        pytest.skip("mlflow is not installed (pip install -e '.[test]')")
+    root = tmp_path_factory.mktemp("mlflow")
+    port = postgres_server.free_port()
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    server = subprocess.Popen(
+        [str(binary), "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+         "--default-artifact-root", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(f"{uri}/health", server)
+        yield Tracking(uri, root)
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=20)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(mlflow_tracking: Tracking) -> str:
+    """The URI of the session's MLflow tracking server."""
+    return mlflow_tracking.uri

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,23 +42,24 @@ def train_file(tmp_path: Path, capsys: Any, seed: int, *extra: str) -> Path:
     return Path(json.loads(out)["model_path"]).resolve()
 
 
-def register(db: Path, path: Path, reward: float, validate: bool = True) -> int:
+def register(db: Path, path: Path, reward: float, validate: bool = True, env_id: str = "CartPole-v1") -> int:
     with Registry(db) as registry:
-        model_id = registry.register(model_path=path, sha256=sha256_of(path), algorithm="ppo", env_id="CartPole-v1",
+        model_id = registry.register(model_path=path, sha256=sha256_of(path), algorithm="ppo", env_id=env_id,
                                      total_timesteps=256, run_id=None, kind="final", hyperparams=None,
                                      git_commit=None, evaluation=Evaluation(reward, 1.0, 20.0, 10))
         if validate:
-            assert registry.validate(model_id, RELAXED).valid
+            bar = RELAXED if env_id == "CartPole-v1" else rules(min(0.0, reward) - 1.0, 1, None, 0.1, env_id)
+            assert registry.validate(model_id, bar).valid
     return model_id
 
 
 class Server:
-    def __init__(self, db: Path, *args: str, cwd: Path) -> None:
+    def __init__(self, db: Path, *args: str, cwd: Path, preexec_fn: Callable[[], None] | None = None) -> None:
         self.port = free_port()
         self.process = subprocess.Popen(
             [str(BIN / "rl-infer"), "--serve", "--port", str(self.port), "--registry-db", str(db),
              "--poll-interval", "0.2", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={k: v for k, v in os.environ.items() if not k.startswith(("RL_", "OTEL_"))})
+            env={k: v for k, v in os.environ.items() if not k.startswith(("RL_", "OTEL_"))}, preexec_fn=preexec_fn)
         deadline = time.time() + 60
         while True:
             try:
@@ -254,55 +256,123 @@ def test_rl_infer_without_serve_still_fails_on_an_empty_registry(tmp_path):
     assert result.returncode == 1 and f"no registry at {tmp_path / 'r.db'}" in result.stderr
 
 
+def wait_until(seconds: float, done: Callable[[], bool]) -> bool:
+    deadline = time.time() + seconds
+    while not done():
+        if time.time() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 @pytest.mark.slow
 def test_hotswap_survives_a_model_that_fails_to_load_and_serves_the_next_good_one(tmp_path, capsys):
+    """A model that fails on the watcher thread, while a good one serves: the watcher logs it, refuses it,
+    keeps the model served, says so in /healthz, and swaps to the next good model that is validated."""
+    import sys
+
     from conftest import ROOT
 
     db = tmp_path / "r.db"
     first = register(db, train_file(tmp_path, capsys, 1), 100.0)
-    # A better model whose custom encoder's module the server cannot import (it is not on its path).
-    import sys
-
+    # A model whose custom encoder's module the server cannot import (it is not on its path), trained here.
     sys.path.insert(0, str(ROOT / "tests"))
     try:
-        broken = register(db, train_file(tmp_path / "b", capsys, 2, "--encoder", "custom", "--custom-class",
-                                         "custom_parts:TinyEncoder"), 200.0)
+        broken_file = train_file(tmp_path / "b", capsys, 2, "--encoder", "custom", "--custom-class",
+                                 "custom_parts:TinyEncoder")
     finally:
         sys.path.remove(str(ROOT / "tests"))
+    good_file = train_file(tmp_path / "c", capsys, 3)
     server = Server(db, "--model-dir", str(tmp_path), cwd=tmp_path)  # every model of this test lies under it
     try:
-        assert server.get("/model")["id"] == first  # the broken best was refused at start, the next one serves
-        good = register(db, train_file(tmp_path / "c", capsys, 3), 300.0)
-        deadline = time.time() + 20
-        while server.get("/model")["id"] != good and time.time() < deadline:
-            time.sleep(0.1)
-        assert server.get("/model")["id"] == good
+        assert server.get("/model")["id"] == first
+        health = server.get("/healthz")
+        assert health["hotswap"] == "watching" and health["refused"] == [] and health["last_error"] is None
+        broken = register(db, broken_file, 200.0)  # better, validated while the server serves: the watcher meets it
+        assert wait_until(20, lambda: broken in server.get("/healthz")["refused"]), server.get("/healthz")
         health = server.get("/healthz")
         assert health["hotswap"] == "watching" and health["refused"] == [broken]
-        assert "ModuleNotFoundError" in health["last_error"]
+        assert f"model {broken}" in health["last_error"] and "ModuleNotFoundError" in health["last_error"]
+        assert server.get("/model")["id"] == first
+        status, answer = server.request("POST", "/predict", b"[0, 0, 0, 0]")
+        assert status == 200 and answer["model_id"] == first
+        good = register(db, good_file, 300.0)  # still better, and loadable: the same watcher swaps to it
+        assert wait_until(20, lambda: server.get("/model")["id"] == good), server.get("/healthz")
+        assert server.get("/healthz")["hotswap"] == "watching"
+        status, answer = server.request("POST", "/predict", b"[0, 0, 0, 0]")
+        assert status == 200 and answer["model_id"] == good
     finally:
         stderr = server.stop()
     assert "Exception in thread" not in stderr
+    assert f"hotswap to model {broken} refused" in stderr and f"hotswapped to model {good}" in stderr
 
 
 @pytest.mark.slow
-def test_a_server_stays_on_the_env_it_serves(tmp_path, capsys):
+@pytest.mark.parametrize("served_env,other_env,observation", [
+    ("Acrobot-v1", "CartPole-v1", b"[1, 0, 1, 0, 0, 0]"),  # other spaces too
+    ("CartPole-v1", "CartPole-v0", b"[0, 0, 0, 0]"),  # the very same spaces: only the env filter keeps it out
+])
+def test_a_server_stays_on_the_env_it_serves(served_env, other_env, observation, tmp_path, capsys):
+    """Without --env-id, a server swaps only among models of the env it serves: a better validated model of
+    another env is never served, and not even tried (it is not among the refused). A later better model of
+    the env served shows that the watcher has looked at the registry after the other env's model."""
+    low, high = (-400.0, -300.0) if served_env == "Acrobot-v1" else (100.0, 200.0)
     db = tmp_path / "r.db"
-    acrobot = train_file(tmp_path, capsys, 1, "--env-id", "Acrobot-v1")
-    with Registry(db) as registry:
-        acrobot_id = registry.register(model_path=acrobot, sha256=sha256_of(acrobot), algorithm="ppo",
-                                       env_id="Acrobot-v1", total_timesteps=256, run_id=None, kind="final",
-                                       hyperparams=None, git_commit=None,
-                                       evaluation=Evaluation(-400.0, 10.0, 100.0, 10))
-        assert registry.validate(acrobot_id, rules(-500.0, 1, None, 0.1, "Acrobot-v1")).valid
-    server = Server(db, cwd=tmp_path)
+    served = register(db, train_file(tmp_path, capsys, 1, "--env-id", served_env), low, env_id=served_env)
+    other_file = train_file(tmp_path / "o", capsys, 2, "--env-id", other_env)
+    next_file = train_file(tmp_path / "n", capsys, 3, "--env-id", served_env)
+    server = Server(db, "--model-dir", str(tmp_path), cwd=tmp_path)  # every model of this test lies under it
     try:
-        assert server.get("/model")["env_id"] == "Acrobot-v1"
-        cartpole = register(db, train_file(tmp_path / "c", capsys, 2), 500.0)  # better, but another env
-        time.sleep(1.5)
-        assert server.get("/model")["id"] == acrobot_id
-        status, answer = server.request("POST", "/predict", b"[1, 0, 1, 0, 0, 0]")
-        assert status == 200 and answer["model_id"] == acrobot_id and answer["action"] in (0, 1, 2)
+        assert server.get("/model")["env_id"] == served_env
+        other = register(db, other_file, 500.0, env_id=other_env)  # the best of the registry, but another env
+        later = register(db, next_file, high, env_id=served_env)  # better than the one served, same env
+        assert wait_until(20, lambda: server.get("/model")["id"] == later), server.get("/healthz")
+        model = server.get("/model")
+        assert model["env_id"] == served_env and model["mean_reward"] == high
+        health = server.get("/healthz")
+        assert health["hotswap"] == "watching" and health["refused"] == [] and health["last_error"] is None
+        status, answer = server.request("POST", "/predict", observation)
+        assert status == 200 and answer["model_id"] == later
     finally:
-        server.stop()
-    assert cartpole != acrobot_id
+        stderr = server.stop()
+    assert other not in (served, later)
+    assert f"model {other} " not in stderr and f"model {other}:" not in stderr  # never tried
+
+
+def test_a_big_batch_parsed_in_pieces_gives_what_one_json_loads_gives():
+    """The server parses a big batch a piece at a time (the event loop gets its turn between pieces): the
+    predictor sees the very numbers, and every malformed or odd body the very error, of one json.loads."""
+    import math
+    import warnings
+
+    import gymnasium as gym
+
+    from rl_module.infer import _array
+    from rl_module.server import PIECE_BYTES, parse
+
+    box = gym.spaces.Box(-np.inf, np.inf, shape=(4,), dtype=np.float32)
+    rows = json.dumps([[0.1, 0.2, 0.3, 0.4]] * 30_000)
+    bodies = [rows, rows.replace("], [", "] ,\n [", 5), rows[:-1], rows + "]", rows.replace("], [", "],, [", 9000),
+              rows.replace("], [", "] [", 9000), rows.replace("], [", "],\f[", 9000), rows + " x", "  " + rows + "\n",
+              json.dumps([[1, [2, 3], 4, 5], [[4], 5, 6, 7]] * 9000),
+              json.dumps([[math.nan, math.inf, 1e400, 1]] * 20_000), json.dumps([[1, 2, 3, 4]] * 30_000 + [[1, 2, 3]]),
+              json.dumps([[1, 2, 3, 4]] * 30_000 + [[1, None, 3, 4]]),
+              json.dumps([[1, 2, 3, 4]] * 30_000 + [[1, True, 3, 4]]), json.dumps([[1, 2, 3, 10**40]] * 30_000),
+              json.dumps([[1, 2, 3, 4]] * 30_000 + [3]), json.dumps([[[1, 2, 3, 4]]] * 30_000),
+              json.dumps([["a", "]", ",", "b"]] * 20_000), json.dumps({"x": [[1, 2, 3, 4]] * 20_000}),
+              "[" * 100_000 + "]" * 100_000]
+
+    def outcome(parser: Callable[[bytes], Any], body: bytes) -> tuple[Any, ...]:
+        try:
+            array, batch = _array(parser(body), box, "observation")
+        except Exception as error:  # noqa: BLE001 - the outcome compared is the error
+            return type(error).__name__, str(error)
+        return array.dtype, array.shape, batch, array.tobytes()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for text in bodies:
+            body = text.encode()
+            assert len(body) > PIECE_BYTES
+            assert outcome(lambda b: parse(b, box.dtype), body) == outcome(json.loads, body), text[:40]
+    assert isinstance(parse(rows.encode(), box.dtype), np.ndarray)  # the pieces were taken

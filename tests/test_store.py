@@ -19,7 +19,7 @@ from typing import IO, Any
 
 import pytest
 
-from conftest import BIN, boto_credentials, command, environment, wait_for
+from conftest import BIN, boto_credentials, command, environment
 from rl_module.registry import Registry
 
 # Every test here needs a store's client library or server (MLflow, W&B, boto3 and moto, TensorBoard).
@@ -63,24 +63,6 @@ def local_models_intact(cwd: Path, result: dict[str, Any]) -> None:
 
 
 # -- MLflow ---------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory) -> Iterator[str]:
-    root = tmp_path_factory.mktemp("mlflow")
-    port = free_port()
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    server = subprocess.Popen(
-        [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-         "--default-artifact-root", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(f"{uri}/health", server)
-        yield uri
-    finally:
-        os.killpg(server.pid, 15)
-        server.wait(timeout=20)
-
 
 @pytest.mark.slow
 def test_mlflow_gets_params_metrics_by_step_and_the_model(mlflow_server, tmp_path):

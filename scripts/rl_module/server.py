@@ -229,6 +229,51 @@ INLINE_BODY_BYTES = 16 * 1024
 QUEUE_PER_WORKER = 4  # requests waiting for a worker, beyond which the server answers 503
 
 
+PIECE_BYTES = 64 * 1024  # a big batch is parsed this much at a time (see parse)
+PIECE_DEPTH = 4  # ... when its elements nest no deeper than this (a batch of images: 3)
+
+
+def parse(body: bytes, dtype: Any = None) -> Any:
+    """The request's JSON, as json.loads gives it, or for a big batch the same numbers as an array of
+    `dtype` (what the predictor makes of them: np.asarray(observation, dtype)).
+
+    One json.loads call holds the GIL from start to end: on a 1 MiB batch 40-60 ms during which the event
+    loop (and /healthz) waits, and its 40,000 lists, alive until the inference ends, made the garbage
+    collector's full passes (as long again) come every few batches. A batch — an array of arrays, with no
+    strings — is parsed a piece of about PIECE_BYTES at a time instead, cut at the commas between its
+    elements, and each piece becomes an array at once: the event loop gets its turn between pieces and
+    the lists die young. A cut is right when both sides parse (brackets balanced on each side). Any other
+    body, or a piece that does not parse or convert, is one json.loads over the whole body: the error, or
+    what the predictor says of it, is the same as it always was."""
+    if dtype is None or len(body) <= PIECE_BYTES:  # every single observation: nothing more per request
+        return json.loads(body)
+    import re
+
+    import numpy as np
+
+    text = body.strip(b" \t\n\r")  # JSON's whitespace
+    head = re.match(rb"\[(?:[ \t\n\r]*\[){0,%d}" % (PIECE_DEPTH + 1), text)
+    depth = head.group(0).count(b"[") - 1 if head else 0  # the first element's nesting
+    if not 1 <= depth <= PIECE_DEPTH or not text.endswith(b"]") or b'"' in text:
+        return json.loads(body)
+    boundary = re.compile(rb"\]" + rb"[ \t\n\r]*\]" * (depth - 1) + rb"[ \t\n\r]*,")  # an element's end
+    pieces = []
+    start = 1
+    try:
+        while True:
+            cut = boundary.search(text, start + PIECE_BYTES, len(text) - 1)
+            end = cut.end() - 1 if cut else len(text) - 1  # the comma after the element, or the final ]
+            pieces.append(np.asarray(json.loads(b"[" + text[start:end] + b"]"), dtype=dtype))
+            if cut is None:
+                break
+            start = end + 1
+        if len({piece.shape[1:] for piece in pieces}) == 1 and pieces[0].ndim > 0:
+            return np.concatenate(pieces)
+    except (ValueError, TypeError, OverflowError, RecursionError):
+        pass
+    return json.loads(body)
+
+
 @dataclass(frozen=True)
 class Limits:
     """What one client may take of the server (infer.maxBodyBytes, requestTimeout, workers)."""
@@ -320,9 +365,11 @@ def app(swap: Hotswap, instruments: _Instruments, limits: Limits) -> Callable[..
             await respond(send, 503, {"error": swap.waiting_for()}, "/predict", started)
             return
         predictor = served.predictor
+        space = predictor.observation_space
+        dtype = None if type(space).__name__ == "Dict" else getattr(space, "dtype", None)
 
         def work() -> Any:
-            return predictor.predict(json.loads(body))
+            return predictor.predict(parse(body, dtype))
 
         try:
             if len(body) <= INLINE_BODY_BYTES:
@@ -423,9 +470,43 @@ def _guarded_protocol(max_connections: int, request_timeout: float) -> type:
     return GuardedH11Protocol
 
 
+# asyncio accepts up to `backlog` connections each time the listening socket wakes it, before the protocol
+# (which holds infer.maxConnections) sees any of them: with uvicorn's 2048, a burst of idle sockets took every
+# file descriptor (EMFILE: accepting paused for a second, /healthz waited in the queue, and a traceback was
+# logged for each of the remaining tries). The server takes ACCEPT_BATCH at a time; the kernel still queues
+# LISTEN_BACKLOG connections for it.
+ACCEPT_BATCH = 16
+LISTEN_BACKLOG = 2048
+
+
+def _deepen(listening: Any) -> None:
+    """The kernel's queue of the listening socket back to LISTEN_BACKLOG (asyncio set it to ACCEPT_BATCH)."""
+    import socket
+
+    with socket.fromfd(listening.fileno(), listening.family, listening.type) as same:
+        same.listen(LISTEN_BACKLOG)
+
+
+def _descriptors_for(max_connections: int) -> None:
+    """Room for infer.maxConnections open connections, the accept batches on their way in, and the rest of the
+    process: the soft open-file limit raised as far as the hard one allows, a warning when that is short."""
+    import resource
+
+    needed = max_connections + 4 * ACCEPT_BATCH + 32
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        raised = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+        if raised < needed:
+            log.warning("infer.maxConnections %d needs about %d open files and the limit is %d: lower it, or raise "
+                        "the limit (ulimit -n, LimitNOFILE=)", max_connections, needed, raised)
+
+
 def serve(config: Config, located: Located | None, follow_best: bool, meter_provider: Any = None) -> None:
     """Serve until interrupted (SIGINT or SIGTERM); with no model yet (`located` None), wait for the
     registry's first validated one."""
+    import gc
+
     import torch
     import uvicorn
 
@@ -433,13 +514,27 @@ def serve(config: Config, located: Located | None, follow_best: bool, meter_prov
     swap = Hotswap(config, located, follow_best)
     limits = Limits(config.infer.maxBodyBytes, config.infer.requestTimeout, config.infer.workers)
     application = app(swap, _Instruments(meter_provider), limits)
-    server = uvicorn.Server(uvicorn.Config(
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            for listening in getattr(self, "servers", []):
+                for sock in listening.sockets:
+                    _deepen(sock)
+            # Everything loaded so far (the imports and the first model: some 300,000 objects) out of the
+            # garbage collector's sight: each full collection walked them all, 80-200 ms holding the GIL
+            # while /healthz waited, as often as every few big batches. (Reference counting still frees
+            # them; only a first model caught in a reference cycle outlives a swap.)
+            gc.freeze()
+
+    _descriptors_for(config.infer.maxConnections)
+    server = Server(uvicorn.Config(
         application, host=config.infer.host, port=config.infer.port, log_level="warning", access_log=False,
         lifespan="on", http=_guarded_protocol(config.infer.maxConnections, config.infer.requestTimeout),
         # No limit_concurrency: uvicorn counts connections that are already closing against it and would
         # answer 503 to good requests during a burst; the protocol bounds connections itself, and the worker
         # queue answers 503 when inference is saturated.
-        timeout_keep_alive=5))
+        timeout_keep_alive=5, backlog=ACCEPT_BATCH))
     swap.start()
     what = str(swap.current.predictor.located.path) if swap.current is not None else "nothing yet"
     log.info("serving %s on http://%s:%d (hotswap %s)", what, config.infer.host, config.infer.port,
