@@ -49,7 +49,10 @@ def run(command: Command, argv: Sequence[str] | None = None, environ: Mapping[st
         print(f"{command.prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as error:  # the last line of defence: one line, the traceback in a file
-        log = _write_traceback(command.prog)
+        try:
+            log = _write_traceback(command.prog)
+        except OSError as failure:  # nowhere private to write it: the one line still says what happened
+            log = f"not written: {text(str(failure))}"
         print(f"{command.prog}: unexpected error: {type(error).__name__}: {text(str(error))} (full log: {log})",
               file=sys.stderr)
         return EXIT_FAILED
@@ -72,9 +75,15 @@ def _crash_folder() -> str:
 
 
 def _write_traceback(prog: str) -> str:
-    """The traceback, credentials masked, in a new owner-only file that follows no link."""
-    path = os.path.join(_crash_folder(), f"{prog}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log")
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    """The traceback, credentials masked, in a new owner-only file that follows no link. A name already
+    taken (a file, or a link planted there) is never opened: a fresh random name is taken instead."""
+    folder = _crash_folder()
+    stem = f"{prog}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    path = os.path.join(folder, f"{stem}.log")
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except FileExistsError:  # mkstemp: O_EXCL and O_NOFOLLOW too, mode 0600, a random name
+        descriptor, path = tempfile.mkstemp(prefix=f"{stem}-", suffix=".log", dir=folder)
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
         handle.write(text(traceback.format_exc()))
     return path
