@@ -291,7 +291,7 @@ def test_a_stopping_run_waits_for_a_hanging_store_only_so_long_and_lists_what_it
                                                                                                 tmp_path):
     """A tracking server that accepts connections and never answers: the SIGTERM'd run still ends within
     the uploader's stop allowance, listing every file that was not uploaded."""
-    from rl_module.train import STOP_UPLOAD_S
+    from rl_module.store import STOP_UPLOAD_S
 
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("RL_", "OTEL_"))}
     environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "60"  # the server hangs longer than any stop may wait
@@ -498,17 +498,23 @@ class _Unreadable:
 
 
 def test_a_request_the_uploader_cannot_read_is_a_store_failure_never_a_raw_traceback(mlflow_server, tmp_path,
-                                                                                      capfd, caplog, monkeypatch):
+                                                                                      capfd):
     """An error in the child's own loop (here: a request it cannot unpickle) is the store's failure like a
     backend's; the child prints no traceback (which would bypass the redaction of its password) and goes
     on to the end, skipping what follows."""
     from rl_module import spec
     from rl_module.cli.train import COMMAND as TRAIN
     from rl_module.config import ALL_FEATURES, resolve
-    from rl_module.logs import LOGGER
     from rl_module.store import Run, Uploader
 
-    monkeypatch.setattr(logging.getLogger(LOGGER), "propagate", True)  # to caplog, after an in-process logs.setup
+    # What the store's logger itself emits (not through propagation, which other in-process tests configure).
+    records: list[logging.LogRecord] = []
+    collect = logging.Handler(logging.WARNING)
+    collect.emit = records.append  # type: ignore[method-assign]
+    store_log = logging.getLogger("rl_module.store")
+    level = store_log.level
+    store_log.setLevel(logging.WARNING)
+    store_log.addHandler(collect)
     options = spec.load()
     args = TRAIN.parser(options).parse_args(["--backend", "mlflow", "--tracking-uri", mlflow_server,
                                             "--experiment-name", "unreadable"])
@@ -517,12 +523,16 @@ def test_a_request_the_uploader_cannot_read_is_a_store_failure_never_a_raw_trace
     uploader.tag("note", _Unreadable())  # type: ignore[arg-type] - what no caller sends: the point
     (tmp_path / "model.zip").write_bytes(b"a model")
     uploader.upload(tmp_path / "model.zip")
-    uploader.finish(run, succeeded=True, timeout=120)
+    try:
+        uploader.finish(run, succeeded=True, timeout=120)
+    finally:
+        store_log.removeHandler(collect)
+        store_log.setLevel(level)
     assert uploader.failure is not None and uploader.failure.startswith("a request the uploader could not read: "
                                                                         "ValueError")
     assert uploader.not_uploaded == [str(tmp_path / "model.zip")]
     assert uploader._process.exitcode == 0  # it ended by itself, having drained its queue
-    failed = [r for r in caplog.records if r.getMessage().startswith("mlflow store failed (a request the uploader")]
-    assert len(failed) == 1, caplog.text
+    failed = [r for r in records if r.getMessage().startswith("mlflow store failed (a request the uploader")]
+    assert len(failed) == 1, [r.getMessage() for r in records]
     err = capfd.readouterr().err
     assert "Traceback" not in err and "hunter2" not in err, err
