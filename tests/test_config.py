@@ -204,6 +204,14 @@ def test_the_real_command_refuses_without_a_traceback():
     assert result.stderr.strip().count("\n") == 0
 
 
+def test_a_nul_character_is_refused_naming_the_option_not_a_crash(capsys):
+    """Found by the test below: a NUL in a path option (train.resume) reached the filesystem and crashed."""
+    assert run(TRAIN, ["--print-config"], {"RL_TRAIN_RESUME": "\x00"}) == 2
+    assert "option train.resume from env RL_TRAIN_RESUME: '\\x00' is not allowed" in capsys.readouterr().err
+    assert run(TRAIN, ["--print-config", "--model-dir=models\x00"], {}) == 2
+    assert "option store.modelDir from flag --model-dir" in capsys.readouterr().err
+
+
 @settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
 @given(option=st.sampled_from(OPTIONS), text=st.text(max_size=40), via_flag=st.booleans())
 def test_random_strings_never_cause_a_traceback(option, text, via_flag, capsys):

@@ -146,6 +146,8 @@ def parse_text(text: str, type_: Any) -> Any:
     """Parse `text` as a value of `type_`; ValueError when it is not one."""
     if text.strip() == "":
         raise ValueError("empty")
+    if "\x00" in text:  # no value holds one (no path, URL or id can), and the OS refuses it further on
+        raise ValueError("has a NUL character")
     name, argument = _constructor(type_)
     stripped = text.strip()
     if name in ("str", "nonEmptyStr"):
