@@ -294,10 +294,11 @@ def app(swap: Hotswap, instruments: _Instruments, limits: Limits) -> Callable[..
 
     async def respond(send: Any, status: int, body: dict[str, Any], route: str, started: float) -> None:
         data = json.dumps(body).encode()
+        # Counted before it is sent: a client that has its answer and then reads /metrics sees it counted.
+        instruments.record(route, status, time.perf_counter() - started)
         await send({"type": "http.response.start", "status": status,
                     "headers": [*JSON, (b"content-length", str(len(data)).encode())]})
         await send({"type": "http.response.body", "body": data})
-        instruments.record(route, status, time.perf_counter() - started)
 
     async def read_body(receive: Any, declared: int | None) -> bytes | None:
         """The body, or None when it is over the limit (declared or as it arrives). (A body that does not
