@@ -23,13 +23,12 @@ from . import run
 
 
 def _sweep(config: Config, args: argparse.Namespace) -> int:
-    from .. import logs, registry, sweep, train
+    from .. import logs, registry, sweep
 
     logs.setup(config)
-    space = sweep.space_of(config)  # every check before any work: a bad option exits 2 here
-    # The checks of a trial (the env, the algorithm, the spaces), before anything starts; each trial warns
-    # about its own sampled configuration when it runs.
-    train.prepare(sweep.trial_config(config, {}, config.sweep.studyName, 0), warn=False)
+    # Every check before any work: a bad option exits 2 here. Each trial warns about its own sampled
+    # configuration when it runs.
+    space = sweep.check(config, forked=not args.report)
     if config.sweep.storage is not None:  # a storage of its own: checked before anything is written
         study = sweep.open_study(config, space)
     if config.registry.enable:
