@@ -225,3 +225,17 @@ def test_a_study_that_exists_with_another_space_and_an_unreachable_storage_are_r
                    "postgresql://rl:hunter2@127.0.0.1:9/rl", cwd=tmp_path / "models")
     assert down.returncode == 2 and "option sweep.storage from flag --storage" in down.stderr, down.stderr
     assert "hunter2" not in down.stderr and "rl:***@" in down.stderr
+
+
+def test_the_sweeps_own_process_never_imports_torch(tmp_path):
+    """The checks run in the process the workers are forked from, which imports torch once for them all:
+    rl-sweep itself, which only waits, draws progress and plots, stays light."""
+    code = ("import json, sys; from rl_module.cli.sweep import main; "
+            f"code = main([*{list(SMALL)!r}, '--trials', '1', '--json']); "
+            "print(json.dumps([code, sorted(m for m in ('torch', 'stable_baselines3') if m in sys.modules)]))")
+    result = subprocess.run([str(BIN / "python"), "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                            env=environment({}), timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == [0, []]
+    with Registry(tmp_path / "rl_registry.db") as registry:
+        assert [m.trial for m in registry.models() if m.kind == "final"] == [0]  # the trial did train
