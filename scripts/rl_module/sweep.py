@@ -446,7 +446,8 @@ def check(config: Config, forked: bool = False) -> dict[str, dict[str, Any]]:
     context.set_forkserver_preload(list(WORKER_IMPORTS))
     with ProcessPoolExecutor(1, mp_context=context) as pool:
         checking = pool.submit(_checked, config)
-        import optuna.storages._rdb.storage  # noqa: F401 - while the worker's imports run: the study's next
+        # What opening the study needs next, imported here while the forked process imports torch.
+        import optuna.storages._rdb.storage  # noqa: F401
         space, refused = checking.result()
     if refused is not None:
         raise UsageError(refused)
