@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import MODULE_DIR, command
+from conftest import BIN, MODULE_DIR, command, environment
 from rl_module import spec as spec_module
 from rl_module.cli import run
 from rl_module.cli.train import COMMAND as TRAIN
@@ -185,6 +186,18 @@ def test_print_config_names_the_source_of_every_value():
     assert printed["train"]["gamma"] == {"value": 0.95, "source": "flag --gamma"}
     assert printed["obs"]["normalize"] == {"value": "both", "source": "env RL_OBS_NORMALIZE"}
     assert printed["env"]["envId"] == {"value": "CartPole-v1", "source": "default"}
+    assert {f"{k}.{n}" for k, opts in printed.items() for n in opts} == {o.path for o in OPTIONS}
+
+
+def test_a_console_scripts_output_reaches_a_pipe_whole_when_it_exits():
+    """Console scripts exit without the interpreter's teardown (cli._leave): what they printed is flushed
+    first, stdout block-buffered into a pipe included (PYTHONUNBUFFERED, if the caller set it, would hide a
+    lost flush)."""
+    environ = {k: v for k, v in environment({}).items() if k != "PYTHONUNBUFFERED"}
+    result = subprocess.run([str(BIN / "rl-train"), "--print-config"], capture_output=True, text=True,
+                            env=environ, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    printed = json.loads(result.stdout)
     assert {f"{k}.{n}" for k, opts in printed.items() for n in opts} == {o.path for o in OPTIONS}
 
 
