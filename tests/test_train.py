@@ -45,10 +45,45 @@ def test_each_algorithm_trains_evaluates_and_saves(algorithm, env_id, steps, tmp
     assert Path(result["model_path"]).is_file()
     assert result["evaluation"]["episodes"] == 2
     assert np.isfinite(result["evaluation"]["mean_reward"])
+    # train.fusedOptimizer (on by default): every optimizer with a fused kernel steps with it; A2C's RMSprop has none.
+    optimizers = saved_optimizers(result["model_path"])
+    assert optimizers and all(fused == [algorithm != "a2c"] for fused, _ in optimizers.values()), optimizers
     # rl-eval reads the model back with the run's own configuration.
     assert run(EVAL, ["--json", "--model-path", result["model_path"], "--episodes", "2"], {}) == 0
     evaluated = json.loads(capsys.readouterr().out)
     assert evaluated["episodes"] == 2 and np.isfinite(evaluated["mean_reward"])
+
+
+def saved_states(model_path: str) -> dict[str, Any]:
+    """The torch states saved in a model file (policy.pth, policy.optimizer.pth, ...), by member name."""
+    import io
+    import zipfile
+
+    import torch
+
+    with zipfile.ZipFile(model_path) as archive:
+        return {name: torch.load(io.BytesIO(archive.read(name)), weights_only=False)
+                for name in archive.namelist() if name.endswith(".pth")}
+
+
+def saved_optimizers(model_path: str) -> dict[str, tuple[list[bool], list[float]]]:
+    """Each optimizer saved in a model file: whether each of its parameter groups is fused, and its eps."""
+    return {name: ([bool(g.get("fused")) for g in state["param_groups"]], [g["eps"] for g in state["param_groups"]])
+            for name, state in saved_states(model_path).items() if "optimizer" in name}
+
+
+def test_the_fused_optimizer_makes_the_same_updates_as_sb3s_own_up_to_rounding(tmp_path, capsys):
+    """train.fusedOptimizer switches the optimizer SB3 built, keeping SB3's settings for it (PPO's Adam eps 1e-5);
+    false trains with SB3's optimizer as it built it."""
+    argv = ("--seed", "3", "--total-timesteps", "512", "--eval-freq", "0", "--episodes", "1", "--no-preset",
+            "--agent-kwargs", '{"n_steps": 256, "n_epochs": 4}', "--batch-size", "32")
+    fused = train(tmp_path / "fused", capsys, *argv)
+    plain = train(tmp_path / "plain", capsys, *argv, "--no-fused-optimizer")
+    assert saved_optimizers(fused["model_path"]) == {"policy.optimizer.pth": ([True], [1e-5])}
+    assert saved_optimizers(plain["model_path"]) == {"policy.optimizer.pth": ([False], [1e-5])}
+    weights = [saved_states(r["model_path"])["policy.pth"] for r in (fused, plain)]
+    difference = max(float((weights[0][k] - weights[1][k]).abs().max()) for k in weights[0])
+    assert difference < 1e-5, difference  # 64 updates, apart only by float rounding
 
 
 def test_a_seeded_run_is_reproducible(tmp_path, capsys):

@@ -151,11 +151,42 @@ def build(config: Config, venv: VecEnv, policy_kwargs: dict[str, Any], *, seed: 
     kwargs.update(_algorithm_kwargs(config, venv.action_space))
     cls = algorithm_class(algorithm)
     try:
-        return cls(config.agent.policyType, venv, **kwargs)
+        model = cls(config.agent.policyType, venv, **kwargs)
     except TypeError as error:  # an unknown keyword
         raise config.refuse("agent.kwargs", f"does not fit {cls.__name__}: {error}") from None
     except ValueError as error:  # SB3's own checks of the combination
         raise UsageError(f"{cls.__name__} refuses these settings: {error}") from None
+    if config.train.fusedOptimizer:
+        fuse_optimizers(model)
+    return model
+
+
+# Devices with torch's fused optimizer kernels that this project runs on.
+FUSED_DEVICES = ("cpu", "cuda")
+
+
+def fuse_optimizers(model: BaseAlgorithm) -> None:
+    """train.fusedOptimizer: each optimizer of the model that has a fused implementation (its `fused`
+    setting: Adam, AdamW, SGD) steps with it. Switched on the optimizer SB3 built, not by passing
+    optimizer_kwargs, which would replace SB3's own defaults for them (eps=1e-5 for PPO's Adam); and only
+    before its first step, or on the CPU, where the saved step counters are where the fused kernel reads
+    them."""
+    import torch
+    from stable_baselines3.common.save_util import recursive_getattr
+
+    for name in model._get_torch_save_params()[0]:  # SB3's own list of what it saves: policies and optimizers
+        optimizer = recursive_getattr(model, name)
+        if not isinstance(optimizer, torch.optim.Optimizer) or "fused" not in optimizer.defaults:
+            continue
+        groups = optimizer.param_groups
+        params = [p for group in groups for p in group["params"]]
+        devices = {p.device.type for p in params}
+        if (params and devices <= set(FUSED_DEVICES) and all(p.is_floating_point() for p in params)
+                and not any(group.get("differentiable") for group in groups)
+                and (not optimizer.state or devices == {"cpu"})):
+            for group in groups:
+                group["fused"], group["foreach"] = True, None  # fused and foreach exclude each other
+            optimizer.defaults["fused"], optimizer.defaults["foreach"] = True, None
 
 
 def resume(path: str | Path, config: Config, venv: VecEnv, *, seed: int, device: str) -> BaseAlgorithm:
@@ -166,6 +197,10 @@ def resume(path: str | Path, config: Config, venv: VecEnv, *, seed: int, device:
     user_code_on_path()
     model = algorithm_class(config.agent.algorithm).load(str(path), env=venv, device=device)
     model.set_random_seed(seed)
+    # SB3's load restores the optimizer's saved settings, fused or not; a run saved before the option existed
+    # (its config.json without it, so the default) is switched here.
+    if config.train.fusedOptimizer:
+        fuse_optimizers(model)
     return model
 
 
