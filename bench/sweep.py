@@ -79,7 +79,7 @@ def zoo_python(venv: Path) -> Path:
 # against 3-4 s warm, and whichever tool ran second paid it.
 ZOO_IMPORTS = "import rl_zoo3.train, rl_zoo3.exp_manager, optuna, torch._dynamo, stable_baselines3, gymnasium"
 OUR_IMPORTS = ("import rl_module.train, rl_module.sweep, stable_baselines3, gymnasium, torch._dynamo, "
-               "optuna.storages._rdb.storage, optuna.importance, optuna.visualization.matplotlib")
+               "optuna.storages._rdb.models, alembic.migration, optuna.importance, optuna.visualization.matplotlib")
 
 
 def warm(python: Path, imports: str) -> None:
