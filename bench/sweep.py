@@ -25,7 +25,8 @@ A quick smoke run: --trials 3 --steps 2048 --tpm-trials 2 --tpm-steps 1024 (abou
    one space differ in cost by 10x and more), the configurations are drawn once from that space (Optuna's
    RandomSampler, --seed) and queued in each study before rl-sweep starts. Target: >= 1.7x with 2 workers.
 3. With --same-trials N: the zoo and rl-sweep on the very same N configurations of the zoo's space (drawn
-   once, queued in both studies under each tool's parameter names), no pruning: the machinery alone.
+   once, queued in both studies under each tool's parameter names), no pruning: rl-sweep as it trains by
+   default, and with --no-fused-optimizer (SB3's optimizer as SB3 builds it, the zoo's): the machinery alone.
 """
 
 from __future__ import annotations
@@ -279,11 +280,14 @@ def same_rows(python: Path, base: Path, args: argparse.Namespace) -> list[dict[s
     row["attempts"] = attempt
     row["label"] = f"RL Zoo {ZOO.split('==')[1]}, the same {args.same_trials} configurations"
     rows.append(row)
-    folder = base / "same-ours"
-    folder.mkdir()
-    queue(folder, configurations)
-    argv = ours_argv(args, args.same_trials, args.workers, args.steps, "none", "--base-space", "ppo-zoo")
-    rows.append(ours_row(f"rl-sweep, the same {args.same_trials} configurations", folder, argv, args.steps))
+    # Ours as it trains by default, and with SB3's optimizer as SB3 builds it, the zoo's: the machinery alone.
+    for name, extra in (("same-ours", ()), ("same-ours-unfused", ("--no-fused-optimizer",))):
+        folder = base / name
+        folder.mkdir()
+        queue(folder, configurations)
+        argv = ours_argv(args, args.same_trials, args.workers, args.steps, "none", "--base-space", "ppo-zoo", *extra)
+        label = f"rl-sweep{''.join(' ' + e for e in extra)}, the same {args.same_trials} configurations"
+        rows.append(ours_row(label, folder, argv, args.steps))
     return rows
 
 
@@ -354,15 +358,16 @@ def print_same(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
         best = "-" if r["best"] is None else f"{r['best']:.1f}"
         print(f"| {r['label']} | {r['wall']:.0f} s | {r['last_end'] - r['first_start']:.0f} s | {r['trial_s']:.0f} s | "
               f"{r['cpu']:.0f} s ({r['cpu'] / r['wall']:.2f}) | {best} |")
-    zoo, ours = rows
+    zoo, *ours = rows
     if zoo.get("attempts", 1) > 1:
         print(f"(the zoo's row is its attempt {zoo['attempts']}: the ones before ended in Optuna's race over a "
               "queued trial)")
-    print(f"rl-sweep against the zoo: wall {ours['wall'] / zoo['wall']:.2f}x, trials' durations summed "
-          f"{ours['trial_s'] / zoo['trial_s']:.2f}x")
-    print("values (zoo, ours) by configuration: " + "; ".join(
-        f"{'-' if a is None else f'{a:.0f}'}, {'-' if b is None else f'{b:.0f}'}"
-        for (_, _, a), (_, _, b) in zip(sorted(zoo["values"]), sorted(ours["values"]), strict=False)))
+    for row in ours:
+        print(f"{row['label']} against the zoo: wall {row['wall'] / zoo['wall']:.2f}x, trials' durations summed "
+              f"{row['trial_s'] / zoo['trial_s']:.2f}x")
+    print("values (zoo, ours...) by configuration: " + "; ".join(
+        ", ".join("-" if v is None else f"{v:.0f}" for _, _, v in values)
+        for values in zip(*(sorted(r["values"]) for r in rows), strict=False)))
 
 
 def print_tpm(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
