@@ -15,6 +15,7 @@ command again continues the study.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import json
@@ -25,6 +26,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -346,7 +348,8 @@ def work(config: Config, index: int) -> None:
     space = study.user_attrs["space"]
     total = config.sweep.trials
     while not stop.is_set():
-        optuna.storages.fail_stale_trials(study)  # a dead worker's trial: failed, and queued again
+        with one_at_a_time(config):
+            optuna.storages.fail_stale_trials(study)  # a dead worker's trial: failed, and queued again
         done = counts(study)
         if done["finished"] + done["pruned"] >= total:
             return
@@ -355,7 +358,8 @@ def work(config: Config, index: int) -> None:
             # again) rather than ask for trials that would only be closed as surplus.
             stop.wait(POLL_S)
             continue
-        trial = study.ask()
+        with one_at_a_time(config):
+            trial = study.ask()
         if not _in_budget(study, trial.number, total):
             trial.set_user_attr(SURPLUS, True)
             study.tell(trial, state=TrialState.FAIL)
@@ -395,6 +399,28 @@ def work(config: Config, index: int) -> None:
             study.tell(trial, state=TrialState.FAIL)
         finally:
             beating.set()
+
+
+@contextlib.contextmanager
+def one_at_a_time(config: Config) -> Iterator[None]:
+    """Around what takes a trial from the study's queue (an ask, failing a dead worker's trial): on a SQLite
+    storage, one process at a time, by an exclusive lock on `<database>-sweep.lock` beside it. Optuna reads
+    a queued trial's state and writes it in two statements, and SQLite locks no row in between: two workers
+    asking at once were both handed the same queued trial (9 times in 200 asks), trained it twice, and the
+    second to finish died on its tell. A SQLite file has no other hosts, so a lock of this host's suffices;
+    PostgreSQL locks the row itself (SELECT ... FOR UPDATE)."""
+    url = storage_url(config)
+    if not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
+        yield
+        return
+    import fcntl
+
+    with open(url.removeprefix("sqlite:///") + "-sweep.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _tell_again(study: optuna.Study, trial: optuna.Trial, why: str) -> None:
