@@ -619,9 +619,8 @@ def warm_plots(counted: dict[str, int], total: int, workers: int) -> None:
     this host has nothing left to do: a core is free then, and the command ends that much sooner after its
     last trial."""
     given = counted["finished"] + counted["pruned"] + counted["running"]
-    if _warming.is_set() or counted["waiting"] or given < total or counted["running"] >= workers:
+    if _warmers or counted["waiting"] or given < total or counted["running"] >= workers:
         return
-    _warming.set()
 
     def imports() -> None:
         import io
@@ -638,10 +637,12 @@ def warm_plots(counted: dict[str, int], total: int, workers: int) -> None:
         figure.savefig(io.BytesIO(), format="png")
         plt.close(figure)
 
-    threading.Thread(target=imports, name="rl-sweep-plots", daemon=True).start()
+    warmer = threading.Thread(target=imports, name="rl-sweep-plots", daemon=True)
+    _warmers.append(warmer)
+    warmer.start()
 
 
-_warming = threading.Event()
+_warmers: list[threading.Thread] = []  # the one warm-up, joined before the plots: pyplot is for one thread
 
 
 def plot(study: optuna.Study, folder: Path) -> list[str]:
@@ -651,6 +652,8 @@ def plot(study: optuna.Study, folder: Path) -> list[str]:
 
     import matplotlib
 
+    for warmer in _warmers:
+        warmer.join()
     matplotlib.use("Agg")
     from optuna.visualization import matplotlib as charts
 
