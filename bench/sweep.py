@@ -2,8 +2,9 @@
 median pruner, the same number of trials, steps per trial and parallel jobs.
 
     python bench/sweep.py [--trials 10] [--steps 20000] [--workers 2] [--tpm-trials 16] [--tpm-steps 5000]
-                          [--seed 0] [--zoo-venv bench/.zoo-venv] [--workdir DIR]
-                          [--skip-zoo | --skip-main] [--skip-tpm] [--same-trials N]
+                          [--seed 0 [1 ...]] [--zoo-venv bench/.zoo-venv] [--workdir DIR]
+                          [--skip-zoo | --skip-main] [--skip-tpm] [--same-trials N] [--save FILE]
+    python bench/sweep.py --combine FILE [FILE ...]
 
 A quick smoke run: --trials 3 --steps 2048 --tpm-trials 2 --tpm-steps 1024 (about a minute).
 
@@ -20,6 +21,11 @@ A quick smoke run: --trials 3 --steps 2048 --tpm-trials 2 --tpm-steps 1024 (abou
    (Gymnasium's threshold) finished, the best value, finished and pruned trials; read from each study's
    Optuna storage after the run (the trials' own completion times), so nothing polls while it runs.
    Targets: both times <= 0.5 x the zoo's, the best value as good.
+   With several seeds (--seed 0 1 2 3 4), the three rows run once per seed, and then each column's
+   median over the seeds: ten sampled trials are mostly the luck of their draws (in single runs, the zoo's
+   first trial >= 475 came 49-566 s in, or never). Beside it, pooled over the seeds, the trials'
+   durations summed per trial that reached 475: what finding one costs, wherever it falls in the order.
+   --save writes the rows as JSON; --combine prints the medians over the seeds of several such files.
 2. Trials per minute of rl-sweep with 1 and with 2 workers: --tpm-trials trials of --tpm-steps steps,
    --pruner none, our default space. So that both runs train the very same configurations (trials of
    one space differ in cost by 10x and more), the configurations are drawn once from that space (Optuna's
@@ -352,12 +358,13 @@ def print_main(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
 def print_same(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     print(f"\nthe same {args.same_trials} configurations of the zoo's space in both, {args.steps:,} steps each, "
           f"{args.workers} parallel jobs, no pruning")
-    print("| run | wall time | trial phase | trials' durations summed | CPU time (cores busy) | best value |")
-    print("|---|---|---|---|---|---|")
+    print("| run | wall time | trial phase | trials' durations summed | CPU time (cores busy) | first trial >= 475 "
+          "finished | best value |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
         best = "-" if r["best"] is None else f"{r['best']:.1f}"
         print(f"| {r['label']} | {r['wall']:.0f} s | {r['last_end'] - r['first_start']:.0f} s | {r['trial_s']:.0f} s | "
-              f"{r['cpu']:.0f} s ({r['cpu'] / r['wall']:.2f}) | {best} |")
+              f"{r['cpu']:.0f} s ({r['cpu'] / r['wall']:.2f}) | {seconds(r['first_good'])} | {best} |")
     zoo, *ours = rows
     if zoo.get("attempts", 1) > 1:
         print(f"(the zoo's row is its attempt {zoo['attempts']}: the ones before ended in Optuna's race over a "
@@ -397,6 +404,57 @@ def print_tpm(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     print("trained steps (asked, trained): " + ", ".join(f"{t:,}" for _, t in one["trained"]))
 
 
+def median(values: list[float | None]) -> float | None:
+    """The median, a run that never got there (None) counting as later than any that did."""
+    ordered = sorted(values, key=lambda v: math.inf if v is None else v)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    low, high = ordered[middle - 1], ordered[middle]
+    return None if low is None or high is None else (low + high) / 2
+
+
+def print_seeds(by_seed: dict[int, list[dict[str, Any]]], title: str) -> None:
+    """Each row over the seeds: its cells per seed, their median, and the median's ratio to the zoo's. One
+    run of ten sampled trials is mostly the luck of its draws (the zoo's first trial >= 475 came 49-566 s
+    in, or never, over single runs); the median over several seeds is the measure. Beside it, what finding
+    a trial >= 475 costs wherever it falls in the order: the trials' durations summed over every seed, per
+    trial that reached 475."""
+    seeds = sorted(by_seed)
+    labels = [r["label"] for r in by_seed[seeds[0]]]
+    print(f"\n{title}, over seeds {', '.join(map(str, seeds))}: per seed, then the median")
+    print("| run | wall time | median | first trial >= 475 finished | median | best value | median | "
+          "trials' time per trial >= 475 (pooled) |")
+    print("|---|---|---|---|---|---|---|---|")
+    summary = {}
+    for label in labels:
+        rows = [next(r for r in by_seed[s] if r["label"] == label) for s in seeds]
+        good = sum(r["good"] for r in rows)
+        summary[label] = (median([r["wall"] for r in rows]), median([r["first_good"] for r in rows]),
+                          median([-math.inf if r["best"] is None else r["best"] for r in rows]),
+                          sum(r["trial_s"] for r in rows) / good if good else None, good)
+        walls = " · ".join(f"{r['wall']:.0f}" for r in rows)
+        goods = " · ".join(seconds(r["first_good"]) for r in rows)
+        bests = " · ".join("-" if r["best"] is None else f"{r['best']:.0f}" for r in rows)
+        wall, first, best, cost, _ = summary[label]
+        trials = sum(len(r["values"]) for r in rows)
+        print(f"| {label} | {walls} s | {seconds(wall)} | {goods} | {seconds(first)} | {bests} | {best:.1f} | "
+              f"{seconds(cost)} ({good} of {trials} trials) |")
+    zoo = next((v for label, v in summary.items() if label.startswith("RL Zoo")), None)
+    if zoo is None:
+        return
+    print("\nagainst the zoo, the medians (times <= 0.5 x, best value as good)")
+    for label, (wall, first, best, cost, _) in summary.items():
+        if label.startswith("RL Zoo"):
+            continue
+        first_ratio = None if first is None or zoo[1] is None else first / zoo[1]
+        cost_ratio = None if cost is None or zoo[3] is None else cost / zoo[3]
+        print(f"- {label}: wall {wall / zoo[0]:.2f}x ({'met' if wall <= 0.5 * zoo[0] else 'missed'}); first >= 475 "
+              + ("n/a" if first_ratio is None else f"{first_ratio:.2f}x ({'met' if first_ratio <= 0.5 else 'missed'})")
+              + f"; best {best:.1f} vs {zoo[2]:.1f} ({'as good' if best >= zoo[2] else 'worse'})"
+              + ("" if cost_ratio is None else f"; trials' time per trial >= 475 {cost_ratio:.2f}x"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=10, help="trials of each sweep against the zoo")
@@ -410,7 +468,9 @@ def main() -> None:
                         help="zoo --n-startup-trials (default: the zoo's own, 10)")
     parser.add_argument("--tpm-trials", type=int, default=16, help="trials of the trials-per-minute runs")
     parser.add_argument("--tpm-steps", type=int, default=5_000, help="steps per trial of the trials-per-minute runs")
-    parser.add_argument("--seed", type=int, default=0, help="the samplers' seed (and the fixed configurations')")
+    parser.add_argument("--seed", type=int, nargs="+", default=[0], dest="seeds", metavar="SEED",
+                        help="the samplers' seed (and the fixed configurations'); several: every row once per "
+                             "seed, then the medians (the trials-per-minute pair runs with the first)")
     parser.add_argument("--zoo-venv", type=Path, default=Path(__file__).resolve().parent / ".zoo-venv",
                         help="RL Zoo's own virtual environment, created on first use")
     parser.add_argument("--workdir", type=Path, help="keep each row's working folder here (default: a temporary one)")
@@ -419,50 +479,74 @@ def main() -> None:
     parser.add_argument("--skip-tpm", action="store_true", help="no trials-per-minute runs")
     parser.add_argument("--same-trials", type=int, default=0, metavar="N",
                         help="also run the zoo and rl-sweep on the same N configurations of the zoo's space")
+    parser.add_argument("--save", type=Path, metavar="FILE", help="also write each seed's rows here, as JSON")
+    parser.add_argument("--combine", type=Path, nargs="+", metavar="FILE",
+                        help="run nothing: the medians over the seeds of several --save files")
     args = parser.parse_args()
+    if args.combine:
+        saved = [json.loads(f.read_text(encoding="utf-8")) for f in args.combine]
+        print_seeds({int(seed): rows for run in saved for seed, rows in run["main"].items()},
+                    f"PPO CartPole-v1, {saved[0]['trials']} trials, each tool's own draws")
+        return
     adopt_orphans()
 
     python = None if args.skip_zoo or (args.skip_main and not args.same_trials) else zoo_python(args.zoo_venv)
     began = time.perf_counter()
+    main_rows: dict[int, list[dict[str, Any]]] = {}
+    same: dict[int, list[dict[str, Any]]] = {}
+    tpm: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="rl-bench-sweep-") as tmp:
-        base = Path(tmp) if args.workdir is None else args.workdir.resolve()
-        base.mkdir(parents=True, exist_ok=True)
-        rows: list[dict[str, Any]] = []
-        same: list[dict[str, Any]] = []
-        if not args.skip_main:
-            plans: list[tuple[str, list[str] | None]] = [("zoo", None)] if python is not None else []
-            plans += [("ppo-zoo", ["--base-space", "ppo-zoo"]), ("default", [])]
-            for name, extra in plans:
-                folder = base / name
-                if folder.exists():
-                    shutil.rmtree(folder)
-                folder.mkdir()
-                print(f"running {name} in {folder} ...", file=sys.stderr, flush=True)
-                if extra is None:
-                    assert python is not None
-                    rows.append(zoo_row(python, folder, args))
-                else:
-                    label = "rl-sweep, " + ("the zoo's space (--base-space ppo-zoo)" if extra else "our default space")
-                    rows.append(ours_row(label, folder, ours_argv(args, args.trials, args.workers, args.steps, "median",
-                                                                  *extra), args.steps))
-        if args.same_trials and python is not None:
-            for name in ("same-zoo", "same-ours"):
-                if (base / name).exists():
-                    shutil.rmtree(base / name)
-            print(f"running the zoo and rl-sweep on the same {args.same_trials} configurations ...", file=sys.stderr,
-                  flush=True)
-            same = same_rows(python, base, args)
-        tpm: list[dict[str, Any]] = []
+        top = Path(tmp) if args.workdir is None else args.workdir.resolve()
+        for seed in args.seeds:
+            args.seed = seed  # what each row's commands are given
+            base = top / f"seed-{args.seed}" if len(args.seeds) > 1 else top
+            base.mkdir(parents=True, exist_ok=True)
+            if not args.skip_main:
+                plans: list[tuple[str, list[str] | None]] = [("zoo", None)] if python is not None else []
+                plans += [("ppo-zoo", ["--base-space", "ppo-zoo"]), ("default", [])]
+                rows = main_rows.setdefault(args.seed, [])
+                for name, extra in plans:
+                    folder = base / name
+                    if folder.exists():
+                        shutil.rmtree(folder)
+                    folder.mkdir()
+                    print(f"seed {args.seed}: running {name} in {folder} ...", file=sys.stderr, flush=True)
+                    if extra is None:
+                        assert python is not None
+                        rows.append(zoo_row(python, folder, args))
+                    else:
+                        label = "rl-sweep, " + ("the zoo's space (--base-space ppo-zoo)" if extra else
+                                                "our default space")
+                        rows.append(ours_row(label, folder, ours_argv(args, args.trials, args.workers, args.steps,
+                                                                      "median", *extra), args.steps))
+            if args.same_trials and python is not None:
+                for name in ("same-zoo", "same-ours", "same-ours-unfused"):
+                    if (base / name).exists():
+                        shutil.rmtree(base / name)
+                print(f"seed {args.seed}: running the zoo and rl-sweep on the same {args.same_trials} "
+                      "configurations ...", file=sys.stderr, flush=True)
+                same[args.seed] = same_rows(python, base, args)
+        args.seed = args.seeds[0]
         if not args.skip_tpm:
+            base = top / f"seed-{args.seed}" if len(args.seeds) > 1 else top
             for workers in (1, 2):
                 if (base / f"tpm-{workers}").exists():
                     shutil.rmtree(base / f"tpm-{workers}")
             print("running the trials-per-minute pair ...", file=sys.stderr, flush=True)
             tpm = tpm_rows(base, args)
-    if rows:
+    for seed, rows in main_rows.items():
+        print(f"\n## seed {seed}")
         print_main(rows, args)
-    if same:
-        print_same(same, args)
+    for seed, rows in same.items():
+        print(f"\n## seed {seed}")
+        print_same(rows, args)
+    if len(main_rows) > 1:
+        print_seeds(main_rows, f"PPO CartPole-v1, {args.trials} trials, each tool's own draws")
+    if len(same) > 1:
+        print_seeds(same, f"the same {args.same_trials} configurations in both, no pruning")
+    if args.save:
+        args.save.write_text(json.dumps({"trials": args.trials, "steps": args.steps, "main": main_rows,
+                                         "same": same, "tpm": tpm}, indent=1), encoding="utf-8")
     if tpm:
         print_tpm(tpm, args)
     print(f"\nwhole benchmark: {time.perf_counter() - began:.0f} s")
