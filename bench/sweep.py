@@ -432,11 +432,11 @@ def print_seeds(by_seed: dict[int, list[dict[str, Any]]], title: str) -> None:
         good = sum(r["good"] for r in rows)
         summary[label] = (median([r["wall"] for r in rows]), median([r["first_good"] for r in rows]),
                           median([-math.inf if r["best"] is None else r["best"] for r in rows]),
-                          sum(r["trial_s"] for r in rows) / good if good else None, good)
+                          sum(r["trial_s"] for r in rows) / good if good else None)
         walls = " · ".join(f"{r['wall']:.0f}" for r in rows)
         goods = " · ".join(seconds(r["first_good"]) for r in rows)
         bests = " · ".join("-" if r["best"] is None else f"{r['best']:.0f}" for r in rows)
-        wall, first, best, cost, _ = summary[label]
+        wall, first, best, cost = summary[label]
         trials = sum(len(r["values"]) for r in rows)
         print(f"| {label} | {walls} s | {seconds(wall)} | {goods} | {seconds(first)} | {bests} | {best:.1f} | "
               f"{seconds(cost)} ({good} of {trials} trials) |")
@@ -444,7 +444,7 @@ def print_seeds(by_seed: dict[int, list[dict[str, Any]]], title: str) -> None:
     if zoo is None:
         return
     print("\nagainst the zoo, the medians (times <= 0.5 x, best value as good)")
-    for label, (wall, first, best, cost, _) in summary.items():
+    for label, (wall, first, best, cost) in summary.items():
         if label.startswith("RL Zoo"):
             continue
         first_ratio = None if first is None or zoo[1] is None else first / zoo[1]
@@ -453,6 +453,14 @@ def print_seeds(by_seed: dict[int, list[dict[str, Any]]], title: str) -> None:
               + ("n/a" if first_ratio is None else f"{first_ratio:.2f}x ({'met' if first_ratio <= 0.5 else 'missed'})")
               + f"; best {best:.1f} vs {zoo[2]:.1f} ({'as good' if best >= zoo[2] else 'worse'})"
               + ("" if cost_ratio is None else f"; trials' time per trial >= 475 {cost_ratio:.2f}x"))
+
+
+def print_over_seeds(saved: dict[str, Any]) -> None:
+    """The medians over the seeds of what a run (or several, combined) saved, where it ran more than one."""
+    if len(saved["main"]) > 1:
+        print_seeds(saved["main"], f"PPO CartPole-v1, {saved['trials']} trials, each tool's own draws")
+    if len(saved["same"]) > 1:
+        print_seeds(saved["same"], f"the same {saved['same_trials']} configurations in both, no pruning")
 
 
 def main() -> None:
@@ -484,9 +492,9 @@ def main() -> None:
                         help="run nothing: the medians over the seeds of several --save files")
     args = parser.parse_args()
     if args.combine:
-        saved = [json.loads(f.read_text(encoding="utf-8")) for f in args.combine]
-        print_seeds({int(seed): rows for run in saved for seed, rows in run["main"].items()},
-                    f"PPO CartPole-v1, {saved[0]['trials']} trials, each tool's own draws")
+        runs = [json.loads(f.read_text(encoding="utf-8")) for f in args.combine]
+        print_over_seeds(runs[0] | {part: {int(seed): rows for run in runs for seed, rows in run[part].items()}
+                                    for part in ("main", "same")})
         return
     adopt_orphans()
 
@@ -497,9 +505,13 @@ def main() -> None:
     tpm: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="rl-bench-sweep-") as tmp:
         top = Path(tmp) if args.workdir is None else args.workdir.resolve()
+
+        def seed_folder(seed: int) -> Path:
+            return top / f"seed-{seed}" if len(args.seeds) > 1 else top
+
         for seed in args.seeds:
             args.seed = seed  # what each row's commands are given
-            base = top / f"seed-{args.seed}" if len(args.seeds) > 1 else top
+            base = seed_folder(seed)
             base.mkdir(parents=True, exist_ok=True)
             if not args.skip_main:
                 plans: list[tuple[str, list[str] | None]] = [("zoo", None)] if python is not None else []
@@ -528,7 +540,7 @@ def main() -> None:
                 same[args.seed] = same_rows(python, base, args)
         args.seed = args.seeds[0]
         if not args.skip_tpm:
-            base = top / f"seed-{args.seed}" if len(args.seeds) > 1 else top
+            base = seed_folder(args.seed)
             for workers in (1, 2):
                 if (base / f"tpm-{workers}").exists():
                     shutil.rmtree(base / f"tpm-{workers}")
@@ -540,13 +552,11 @@ def main() -> None:
     for seed, rows in same.items():
         print(f"\n## seed {seed}")
         print_same(rows, args)
-    if len(main_rows) > 1:
-        print_seeds(main_rows, f"PPO CartPole-v1, {args.trials} trials, each tool's own draws")
-    if len(same) > 1:
-        print_seeds(same, f"the same {args.same_trials} configurations in both, no pruning")
+    saved = {"trials": args.trials, "steps": args.steps, "same_trials": args.same_trials, "main": main_rows,
+             "same": same, "tpm": tpm}
+    print_over_seeds(saved)
     if args.save:
-        args.save.write_text(json.dumps({"trials": args.trials, "steps": args.steps, "main": main_rows,
-                                         "same": same, "tpm": tpm}, indent=1), encoding="utf-8")
+        args.save.write_text(json.dumps(saved, indent=1), encoding="utf-8")
     if tpm:
         print_tpm(tpm, args)
     print(f"\nwhole benchmark: {time.perf_counter() - began:.0f} s")
