@@ -22,6 +22,7 @@ let
     "rl-registry-validate"
     "rl-registry-prune"
     "rl-registry-copy"
+    "rl-registry-rules"
     "rl-sweep"
     "rl-load-best"
     "introspect-options"

@@ -15,17 +15,19 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
+import socket
 import statistics
 import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .config import Config, Failure
+from .config import DEFAULT, Config, Failure
 from .databases import Database, Unavailable, connect, is_url
 from .logs import event
 from .obs import stats_path
@@ -90,6 +92,18 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 6: a sweep's trials are ordinary runs, recorded with their study and trial number.
     ("ALTER TABLE models ADD COLUMN study TEXT", "ALTER TABLE models ADD COLUMN trial INTEGER",
      "CREATE INDEX idx_study ON models(study, trial)"),
+    # 7: the validation rules are the registry's, one row per env: every host judges a model by the same
+    # rules, whatever its own options say (the reward threshold is stored resolved, not looked up again).
+    ("""CREATE TABLE validation_rules (
+            env_id TEXT PRIMARY KEY,
+            min_reward REAL,
+            min_reward_source TEXT NOT NULL,
+            min_episodes INTEGER NOT NULL,
+            convergence_window INTEGER,
+            convergence_tolerance REAL NOT NULL,
+            set_by TEXT NOT NULL,
+            timestamp INTEGER NOT NULL
+        )""",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -155,13 +169,37 @@ class Evaluation:
 
 @dataclass(frozen=True)
 class Rules:
-    """The validation rules with their thresholds, and where the reward threshold came from."""
+    """The validation rules with their thresholds, and where the reward threshold came from. `given` names
+    the options a user set to propose them (`registry.minReward from flag --min-reward`): what is said
+    when the registry's own rules differ."""
 
     min_reward: float | None
     min_reward_source: str
     min_episodes: int
     convergence_window: int | None
     convergence_tolerance: float
+    given: tuple[str, ...] = field(default=(), compare=False)
+
+    def thresholds(self) -> tuple[float | None, int, int | None, float]:
+        """What decides a verdict (where a threshold came from does not)."""
+        return self.min_reward, self.min_episodes, self.convergence_window, self.convergence_tolerance
+
+    def describe(self) -> str:
+        reward = "none" if self.min_reward is None else f"{self.min_reward:g}"
+        window = "off" if self.convergence_window is None else str(self.convergence_window)
+        return (f"minReward {reward}, minEpisodes {self.min_episodes}, convergenceWindow {window}, "
+                f"convergenceTolerance {self.convergence_tolerance:g}")
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        del data["given"]
+        return data
+
+
+# The options that propose rules, and the Rules field each one sets.
+RULE_OPTIONS = {"registry.minReward": "min_reward", "registry.minEpisodes": "min_episodes",
+                "registry.convergenceWindow": "convergence_window",
+                "registry.convergenceTolerance": "convergence_tolerance"}
 
 
 @dataclass(frozen=True)
@@ -182,7 +220,7 @@ class Validation:
         return [c.rule for c in self.checks if not c.passed]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"model_id": self.model_id, "valid": self.valid, "rules": asdict(self.rules),
+        return {"model_id": self.model_id, "valid": self.valid, "rules": self.rules.as_dict(),
                 "checks": [asdict(c) for c in self.checks]}
 
 
@@ -305,12 +343,11 @@ class ModelFiles:
 
     def _fetched(self, model: Model) -> Path:
         """The remote copy (and its statistics) in the cache, under the registered checksum: a copy already
-        there is used again, and it is checked like any file before loading."""
-        if model.sha256 is None:
-            raise RegistryError(f"model {model.id} refused: the registry has no checksum for it")
-        folder = self.cache_dir / model.sha256
-        target = folder / Path(model.model_path).name
+        there is used again, and it is checked like any file before loading (a copy that fails is deleted
+        there, so that the next attempt fetches it again). What the row says is checked before it becomes a
+        path: a checksum is 64 hex digits, a file name a plain name, and the result lies inside the cache."""
         uri = str(model.remote_uri)
+        target = self.cached(model)
         try:
             if not target.is_file():
                 self.fetch(uri, target)
@@ -322,14 +359,56 @@ class ModelFiles:
                                 f"failed: {type(error).__name__}: {error}") from None
         return target
 
+    def cached(self, model: Model) -> Path:
+        """Where the cache keeps a model's remote copy: <cacheDir>/<sha256>/<file name>, once the row's
+        checksum and file name are known to be what they claim to be."""
+        if model.sha256 is None:
+            raise RegistryError(f"model {model.id} refused: the registry has no checksum for it")
+        if not SHA256.fullmatch(model.sha256):
+            raise RegistryError(f"model {model.id} refused: its recorded sha256 {model.sha256[:80]!r} is not 64 "
+                                "lowercase hex digits (the row was not written by rl-module)")
+        name = PurePosixPath(model.model_path).name
+        if not _plain_name(name) or not _plain_name(stats_path(name).name):
+            raise RegistryError(f"model {model.id} refused: its file name {name[:80]!r} is not a plain file name")
+        target = self.cache_dir / model.sha256 / name
+        if not target.resolve().is_relative_to(self.cache_dir.resolve()):  # a link planted in the cache
+            raise RegistryError(f"model {model.id} refused: {target} leads outside store.cacheDir {self.cache_dir}")
+        return target
+
+    def forget(self, model: Model, path: Path) -> bool:
+        """Delete this host's fetched copy of a model (and its statistics) when `path` is one, so that the
+        next attempt fetches it again; whether it was one."""
+        if model.remote_uri is None or path.parent.parent != self.cache_dir:
+            return False
+        for stale in (path, stats_path(path)):
+            stale.unlink(missing_ok=True)
+        return True
+
+
+SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _plain_name(name: str) -> bool:
+    return name not in ("", ".", "..") and "/" not in name and "\\" not in name and "\0" not in name
+
 
 def read_verified(model: Model, files: ModelFiles | None = None) -> ModelBytes:
     """The model's file and the statistics beside it, read once and loaded from those very bytes, if they
     are the bytes that were registered; RegistryError otherwise. A file the model needs without a
     recorded checksum is refused too: unpickling unchecked bytes would run whatever they say. With
     `files`, the file is looked for only where this host keeps models, and fetched from its remote copy
-    when it is not here."""
+    when it is not here; a fetched copy that fails its checks is deleted, and fetched again next time."""
     path = files.locate(model) if files is not None else Path(model.model_path)
+    try:
+        return _checked(model, path)
+    except RegistryError as error:
+        if files is None or not files.forget(model, path):
+            raise
+        raise RegistryError(f"{error}; the copy fetched from {model.remote_uri} was deleted and is fetched again "
+                            "on the next attempt") from None
+
+
+def _checked(model: Model, path: Path) -> ModelBytes:
     if not path.is_file():
         raise RegistryError(f"model {model.id} refused: its file {path} is missing")
     if model.sha256 is None:
@@ -467,7 +546,7 @@ class Registry:
             missing = [c for c in COLUMNS[:12] if c not in self.db.columns("models")]
             if missing:
                 raise RegistryError(f"{self.where} is not a registry: its models table lacks {', '.join(missing)}")
-        elif tables - {"evaluations", "registry_schema"}:
+        elif tables - {"evaluations", "registry_schema", "validation_rules"}:
             raise RegistryError(f"{self.where} is not a registry: it holds other tables ({', '.join(sorted(tables))})"
                                 " and no models table; give the registry a database of its own")
         elif not create:
@@ -612,20 +691,72 @@ class Registry:
         return self.db.wait_for_change(timeout, stop)
 
     # -- validation -------------------------------------------------------------------------------
+    #
+    # One truth for every host: a model is judged by the registry's rules for its env (the
+    # validation_rules table), on the evaluation the registry records. A command's own registry.* options
+    # only propose rules for an env the registry has none for yet; this host's copy of the file never
+    # enters the verdict (a host that cannot read it cannot load it: best_loadable skips it there, and
+    # every other host still can).
 
-    def validate(self, model_id: int, rules: Rules) -> Validation:
-        """Check the rules and record the outcome (validated only when every rule holds); a validation that
-        may change the best model is announced to the servers that listen."""
+    def rules(self, env_id: str, proposed: Rules | None = None, proposer: str = "rl-module") -> Rules:
+        """The registry's validation rules for `env_id`. A registry without rules for that env takes the
+        proposed ones (the first command that judges a model of the env sets them, once, for every host;
+        rl-registry-rules changes them). Options that proposed other rules hear that they do not judge."""
+        stored = self._stored_rules(env_id)
+        if stored is None and proposed is not None:
+            self._write_rules(env_id, proposed, proposer, replace_existing=False)
+            stored = self._stored_rules(env_id)
+        if stored is None:
+            raise RegistryError(f"the registry {self.where} has no validation rules for {env_id}: set them with "
+                                f"rl-registry-rules --set --env-id {env_id}")
+        rules_, set_by = stored
+        if proposed is not None and proposed.given and proposed.thresholds() != rules_.thresholds():
+            _tell_rules_differ(self.where, env_id, proposed, rules_, set_by)
+        return rules_
+
+    def all_rules(self) -> list[tuple[str, Rules, str, int]]:
+        """Every env's rules: (env id, rules, who set them, when)."""
+        return [(row["env_id"], _rules_of(row), row["set_by"], int(row["timestamp"]))
+                for row in self.db.execute("SELECT * FROM validation_rules ORDER BY env_id")]
+
+    def set_rules(self, env_id: str, rules_: Rules, set_by: str) -> list[tuple[Model, bool]]:
+        """Make `rules_` the registry's rules for `env_id`, and judge that env's evaluated models again by
+        them; returns the models whose verdict changed, with their new verdict."""
+        self._write_rules(env_id, rules_, set_by, replace_existing=True)
+        changed = []
+        for model in self.models(env_id=env_id):
+            if model.mean_reward is None:
+                continue
+            if self.validate(model.id, rules_).valid != model.validated:
+                changed.append((model, not model.validated))
+        return changed
+
+    def _stored_rules(self, env_id: str) -> tuple[Rules, str] | None:
+        row = self.db.execute("SELECT * FROM validation_rules WHERE env_id = ?", (env_id,)).fetchone()
+        return None if row is None else (_rules_of(row), row["set_by"])
+
+    def _write_rules(self, env_id: str, rules_: Rules, set_by: str, *, replace_existing: bool) -> None:
+        conflict = ("DO UPDATE SET min_reward = excluded.min_reward, min_reward_source = excluded.min_reward_source,"
+                    " min_episodes = excluded.min_episodes, convergence_window = excluded.convergence_window,"
+                    " convergence_tolerance = excluded.convergence_tolerance, set_by = excluded.set_by,"
+                    " timestamp = excluded.timestamp" if replace_existing else "DO NOTHING")
+        with self._write() as db:
+            db.execute("INSERT INTO validation_rules (env_id, min_reward, min_reward_source, min_episodes,"
+                       " convergence_window, convergence_tolerance, set_by, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                       f" ON CONFLICT (env_id) {conflict}",
+                       (env_id, rules_.min_reward, rules_.min_reward_source, rules_.min_episodes,
+                        rules_.convergence_window, rules_.convergence_tolerance, set_by, int(time.time())))
+
+    def validate(self, model_id: int, proposed: Rules | None = None) -> Validation:
+        """Judge a model by the registry's rules for its env (recording `proposed` as those rules where
+        there are none yet) and record the verdict; a verdict that may change the best model is announced
+        to the servers that listen. The model's file is not read: see check_file."""
         model = self.get(model_id)
         if model is None:
             raise RegistryError(f"no model with id {model_id} in {self.where}")
-        try:
-            path = verify(model, self.files)
-            file_check = Check("file", True, f"{path} matches its recorded sha256")
-        except RegistryError as error:
-            file_check = Check("file", False, str(error).split(": ", 1)[1])
-        checks = (file_check, *check_model(model, rules, self.history(model.run_id, model.total_timesteps)))
-        validation = Validation(model_id, all(c.passed for c in checks), checks, rules)
+        rules_ = self.rules(model.env_id, proposed)
+        checks = check_model(model, rules_, self.history(model.run_id, model.total_timesteps))
+        validation = Validation(model_id, all(c.passed for c in checks), checks, rules_)
         with self._write() as db:
             db.execute("UPDATE models SET validated = ?, validation = ? WHERE id = ?",
                        (validation.valid, json.dumps(validation.as_dict()), model_id))
@@ -638,6 +769,15 @@ class Registry:
             log.info("model %d rejected: %s", model_id, failing,
                      extra=event("rl.model.rejected", model_id=model_id, validation_failing=failing))
         return validation
+
+    def check_file(self, model: Model) -> Check:
+        """Whether this host can read the model's registered bytes (its own file, or a fetched copy): said
+        beside a verdict, never part of it (another host may well read them)."""
+        try:
+            path = verify(model, self.files)
+        except RegistryError as error:
+            return Check("file on this host", False, str(error).split(": ", 1)[1])
+        return Check("file on this host", True, f"{path} matches its recorded sha256")
 
     # -- pruning ----------------------------------------------------------------------------------
 
@@ -689,6 +829,38 @@ class Registry:
         return removed
 
 
+def _rules_of(row: Any) -> Rules:
+    window = row["convergence_window"]
+    return Rules(None if row["min_reward"] is None else float(row["min_reward"]), row["min_reward_source"],
+                 int(row["min_episodes"]), None if window is None else int(window),
+                 float(row["convergence_tolerance"]))
+
+
+_TOLD: set[tuple[str, str, tuple[Any, ...]]] = set()  # what this process has said already (once per run)
+
+
+def _tell_rules_differ(where: str, env_id: str, proposed: Rules, rules_: Rules, set_by: str) -> None:
+    """A command given other rules says so, once, and how to make them the registry's."""
+    told = (where, env_id, proposed.thresholds())
+    if told in _TOLD:
+        return
+    _TOLD.add(told)
+    from .spec import load
+
+    spec = load()
+    differing = [(path, getattr(proposed, name)) for path, name in RULE_OPTIONS.items()
+                 if getattr(proposed, name) != getattr(rules_, name)
+                 and any(given.startswith(path + " ") for given in proposed.given)]
+    if not differing:
+        return
+    shown = "; ".join(given for given in proposed.given if any(given.startswith(p + " ") for p, _ in differing))
+    flags = " ".join(f"{spec.option(path).flag} {'null' if value is None else f'{value:g}'}"
+                     for path, value in differing)
+    log.warning("%s: not used: the registry %s judges %s models by its own rules, on every host: %s (set by %s); "
+                "to change them for every host: rl-registry-rules --set --env-id %s %s", shown, where, env_id,
+                rules_.describe(), set_by, env_id, flags, extra=event("rl.registry.rules_differ", env_id=env_id))
+
+
 def _inside(path: str, folder: str | Path) -> bool:
     return Path(path).resolve().is_relative_to(Path(folder).resolve())
 
@@ -710,7 +882,8 @@ class Recorder:
         self.study: str | None = trial[0] if trial is not None else None
         self.trial: int | None = trial[1] if trial is not None else None
         self.registry = open_registry(config)
-        self.rules = rules_for(config, config.env.envId)
+        self.rules = self.registry.rules(config.env.envId, rules_for(config, config.env.envId),
+                                         proposer=f"rl-train run {run_id} on {socket.gethostname()}")
         self.git_commit = git_commit()
         self.hyperparams = config.public_values()
 
@@ -770,5 +943,10 @@ class Recorder:
 
 
 def rules_for(config: Config, env_id: str) -> Rules:
+    """The rules this command's options propose for `env_id`; the registry's own rules, where it has them,
+    are what judges (Registry.rules)."""
     r = config.registry
-    return rules(r.minReward, r.minEpisodes, r.convergenceWindow, r.convergenceTolerance, env_id)
+    proposed = rules(r.minReward, r.minEpisodes, r.convergenceWindow, r.convergenceTolerance, env_id)
+    given = tuple(f"{path} from {config.source(path)}" for path in RULE_OPTIONS
+                  if config.source(path) != DEFAULT and not config.source(path).startswith("preset"))
+    return replace(proposed, given=given)

@@ -167,7 +167,7 @@ def prepare(config: Config, warn: bool = True) -> Plan:
     obs.check(config, info.observation_space)
     store.check_backend(config)
     if config.registry.enable:  # an unreachable or foreign registry is refused before anything is written
-        registry.open_registry(config).close()
+        config = _registry_rules(config)
     agent.check(config, info.observation_space, info.action_space)
     policy_kwargs = feature.policy_kwargs(config, info.observation_space)
     threshold = reward_threshold(config, info)
@@ -185,6 +185,21 @@ def prepare(config: Config, warn: bool = True) -> Plan:
         seed = secrets.randbelow(2**31)
         config = config.replace("env.seed", seed, "chosen at random")
     return Plan(config, info, policy_kwargs, seed, agent.device(config, "train.device"), threshold, resume)
+
+
+def _registry_rules(config: Config) -> Config:
+    """The registry's validation rules for the env, laid over the options: they judge this run's models,
+    and end the run with train.stopOnReward. A registry without rules for the env records these options'."""
+    import socket
+
+    env_id = config.env.envId
+    with registry.open_registry(config) as records:
+        rules = records.rules(env_id, registry.rules_for(config, env_id),
+                              proposer=f"rl-train on {socket.gethostname()}")
+    for path, name in registry.RULE_OPTIONS.items():
+        if getattr(rules, name) != config[path]:
+            config = config.replace(path, getattr(rules, name), f"the registry's rules for {env_id}")
+    return config
 
 
 def _warn_before_training(config: Config, threshold: float | None) -> None:
