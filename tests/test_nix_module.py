@@ -142,7 +142,7 @@ def test_the_flake_evaluates_through_flake_parts(nix):
 
     assert flake_eval("packages.x86_64-linux", "builtins.attrNames") == sorted(
         ["default", "introspect-options", "rl-eval", "rl-infer", "rl-load-best", "rl-registry-list",
-         "rl-registry-copy", "rl-registry-prune", "rl-registry-validate", "rl-sweep", "rl-train"])
+         "rl-registry-copy", "rl-registry-prune", "rl-registry-rules", "rl-registry-validate", "rl-sweep", "rl-train"])
     assert flake_eval("apps.aarch64-darwin.rl-train", "app: app.type") == "app"
     assert flake_eval("nixosModules", "builtins.attrNames") == ["rl"]
     assert flake_eval("homeManagerModules", "builtins.attrNames") == ["rl"]
@@ -247,6 +247,10 @@ def test_a_server_host_and_a_database_host(nix):
     assert database["postgresql"] == {"enable": True, "ensureDatabases": ["rl"],
                                       "ensureUsers": [{"name": "rl", "ensureDBOwnership": True}]}
     assert all("postgresql.service" in u["after"] for u in database["units"].values())
+    # The database host makes its rl.registry rules the registry's, for every host (rl-registry-rules).
+    rules = database["units"]["rl-registry-rules"]["serviceConfig"]
+    assert rules["ExecStart"].endswith("/bin/rl-registry-rules --set") and rules["Type"] == "oneshot"
+    assert HARDENING.items() <= rules.items() and "rl-registry-rules" not in server["units"]
     with pytest.raises(RuntimeError, match="rl.services.sweep.enable' is not of type `boolean'"):
         units(nix, {**FLEET, "services": {"sweep": {"enable": "yes"}}})
 

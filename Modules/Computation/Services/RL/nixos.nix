@@ -3,7 +3,9 @@
 #     model exists and waits for the first one),
 #   - rl.services.sweep.enable: rl.sweep.workers instances of `rl-sweep@N`, each one worker of the study
 #     rl.sweep.studyName, against the registry (and study) every host shares,
-#   - rl.services.postgresql.enable: a local PostgreSQL holding the registry, on the host that keeps it.
+#   - rl.services.postgresql.enable: a local PostgreSQL holding the registry, on the host that keeps it,
+#   - rl.services.registryRules.enable (on by default there): rl.registry's validation rules for
+#     rl.env.envId made the registry's, the rules every host's models are judged by (rl-registry-rules --set).
 # Every unit shares one hardening block and the state directory; rl.environmentFile carries credentials.
 { config, lib, ... }:
 
@@ -62,6 +64,16 @@ in
     postgresql.enable = lib.mkEnableOption ''
       a local PostgreSQL (services.postgresql) with a database and a role `rl` for the registry; the units
       on this host reach it as `postgresql:///rl?host=/run/postgresql` (set rl.registry.dbPath to it)'';
+    registryRules.enable = lib.mkOption {
+      type = lib.types.bool;
+      default = cfg.services.postgresql.enable;
+      defaultText = lib.literalExpression "config.rl.services.postgresql.enable";
+      description = ''
+        Make this host's `rl.registry` validation rules (minReward, minEpisodes, convergenceWindow,
+        convergenceTolerance) the registry's rules for `rl.env.envId` at every start: the rules every host's
+        models are judged by, whatever that host's own options say (`rl-registry-rules --set`; the env's
+        evaluated models are judged again when they change).'';
+    };
   };
 
   config = lib.mkIf cfg.enable {
@@ -73,6 +85,16 @@ in
       rl-infer = unit "RL Module inference server (rl-infer --serve)" {
         ExecStart = "${lib.getExe' cfg.package "rl-infer"} ${flag "infer.serve"}";
         Restart = "on-failure";
+      };
+    } // lib.optionalAttrs cfg.services.registryRules.enable {
+      # Once per boot (or switch), after the database: the registry's rules are this configuration's.
+      rl-registry-rules = unit "RL Module validation rules for ${cfg.env.envId} (rl-registry-rules --set)" {
+        Type = "oneshot";
+        RemainAfterExit = true;
+        ExecStart = "${lib.getExe' cfg.package "rl-registry-rules"} --set";
+        # A database still starting: again, until it answers.
+        Restart = "on-failure";
+        RestartSec = 5;
       };
     } // lib.optionalAttrs cfg.services.sweep.enable (lib.listToAttrs (map
       (n: lib.nameValuePair "rl-sweep@${toString n}" (unit "RL Module sweep worker ${toString n} of ${cfg.sweep.studyName}" {
