@@ -216,6 +216,99 @@ def test_a_resumed_run_takes_its_credentials_from_now_not_from_the_masked_record
     assert json.loads(shown.stdout)["store"]["trackingUri"]["source"] == "env RL_STORE_TRACKING_URI"
 
 
+def every_file_is_free_of(secret: str, folder: Path) -> None:
+    written = [p for p in folder.rglob("*") if p.is_file()]
+    for path in written:
+        assert secret.encode() not in path.read_bytes(), path
+
+
+def test_an_otlp_endpoint_without_a_scheme_keeps_its_password_and_grpc_refuses_one(tmp_path):
+    """`user:password@host:port`, as gRPC endpoints are written: over http the run uses it (the collector is
+    down here) and its password reaches no printout, config.json, train.log or registry row; over gRPC,
+    which can never send it, the option is refused before any work, saying how to pass a credential."""
+    endpoint = f"otuser:{SECRET}@127.0.0.1:9"
+    args = ("--model-dir", str(tmp_path / "models"), "--registry-db", str(tmp_path / "r.db"), "--traces",
+            "--traces-endpoint", endpoint, "--logs", "--no-preset", "--agent-kwargs", '{"n_steps": 128}',
+            "--total-timesteps", "128", "--eval-freq", "0", "--checkpoint-freq", "0", "--episodes", "1")
+    refused = command("rl-train", *args, cwd=tmp_path)
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert "option traces.endpoint from flag --traces-endpoint" in refused.stderr
+    assert "OTEL_EXPORTER_OTLP_TRACES_HEADERS=authorization=" in refused.stderr and SECRET not in refused.stderr
+    assert not (tmp_path / "models").exists() and not (tmp_path / "r.db").exists()
+    done = command("rl-train", *args, "--traces-protocol", "http", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert SECRET not in done.stdout + done.stderr
+    run_dir = Path(json.loads(done.stdout)["run_dir"])
+    assert "otuser:***@127.0.0.1:9" in (run_dir / "config.json").read_text()
+    every_file_is_free_of(SECRET, tmp_path)
+
+
+POSTGRES_PASSWORDS = {  # each as libpq cannot read it, and what it quoted of it
+    "a space": "Sup3r S3cretPW",
+    "a raw %": "Sup3r%zzS3cretPW",
+    "a /": "se/cretPW",
+    "an @": "s@cretPW",
+    "a ?": "se?cretPW",
+}
+
+
+@pytest.mark.service
+@pytest.mark.parametrize("written", [*POSTGRES_PASSWORDS, "an unclosed ["])
+def test_a_postgresql_url_libpq_cannot_read_never_shows_its_password(postgres, written, tmp_path):
+    """rl-train, rl-registry-list and rl-registry-copy given a URL whose password libpq would misread (and
+    quote): one line, exit 2, the password masked, and what to do; nothing is created."""
+    password = POSTGRES_PASSWORDS.get(written, "Sup3rS3cretPW")
+    host = "[::1" if written == "an unclosed [" else "127.0.0.1"
+    url = f"postgresql://rl:{password}@{host}:{postgres.port}/rl"
+    secrets = {password, *password.replace(" ", "/").replace("%", "/").replace("@", "/").replace("?", "/").split("/")}
+    runs = [command("rl-train", "--registry-db", url, "--model-dir", str(tmp_path / "models"), cwd=tmp_path),
+            command("rl-registry-list", "--registry-db", url, cwd=tmp_path),
+            command("rl-registry-copy", "--registry-db", str(tmp_path / "r.db"), url, cwd=tmp_path),
+            command("rl-registry-list", cwd=tmp_path, env={"RL_REGISTRY_DB": url})]
+    for run in runs:
+        assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1, run.stderr
+        assert not any(piece in run.stderr for piece in secrets if len(piece) > 2), run.stderr
+        assert "postgresql://rl:***@" in run.stderr, run.stderr
+        if written != "an unclosed [":
+            assert "percent-encode" in run.stderr and "PGPASSWORD" in run.stderr, run.stderr
+    assert "from flag --registry-db" in runs[0].stderr and "TARGET" in runs[2].stderr
+    assert "from env RL_REGISTRY_DB" in runs[3].stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.service
+def test_a_postgresql_password_libpq_quotes_in_its_own_message_is_masked(postgres, tmp_path):
+    """libpq quotes what it could not use (a host it could not resolve, a token it could not read); when a URL
+    is misread in a way no check foresaw, that may be a piece of the password. Here the host repeats the
+    password: every quoted token holding a piece of it is masked."""
+    url = f"postgresql://rl:{SECRET}@{SECRET}.invalid:{postgres.port}/rl"
+    listed = command("rl-registry-list", "--registry-db", url, cwd=tmp_path)
+    assert listed.returncode == 1, listed.stderr
+    assert f"cannot connect to postgresql://rl:***@{SECRET}.invalid" in listed.stderr  # the host, as written
+    assert "failed to resolve host '***'" in listed.stderr and listed.stderr.count(SECRET) == 1, listed.stderr
+
+
+@pytest.mark.slow
+def test_the_wandb_run_file_holds_no_credential_from_the_command_line(tmp_path):
+    """W&B keeps the command line it ran in with the run (the offline run file, uploaded by `wandb sync`):
+    a registry password and an OTLP token given as flags are in neither it nor any file W&B wrote; the
+    masked configuration is."""
+    url = f"postgresql://rl:{SECRET}@127.0.0.1:9/rl"
+    done = command("rl-train", "--model-dir", str(tmp_path / "models"), "--registry-db", url, "--no-registry",
+                   "--backend", "wandb", "--experiment-name", "secrets", "--traces-endpoint",
+                   f"http://127.0.0.1:9/v1/traces?token={SECRET}", "--traces-protocol", "http", "--no-preset",
+                   "--agent-kwargs", '{"n_steps": 128}', "--total-timesteps", "128", "--eval-freq", "0",
+                   "--checkpoint-freq", "0", "--episodes", "1", "--json", cwd=tmp_path,
+                   env={"WANDB_MODE": "offline", "WANDB_SILENT": "true"})
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["store_failure"] is None
+    (run_file,) = Path(result["run_dir"]).glob("wandb/offline-run-*/run-*.wandb")
+    data = run_file.read_bytes()
+    assert b"postgresql://rl:***@127.0.0.1:9/rl" in data and b"token=***" in data  # the configuration is there
+    every_file_is_free_of(SECRET, tmp_path)
+
+
 # -- rows and files the registry may touch; crash logs -------------------------------------------------------
 
 def test_pruning_deletes_nothing_outside_the_model_folder(tmp_path):

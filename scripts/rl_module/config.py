@@ -272,6 +272,7 @@ class Command:
             print(f"{self.prog}: {warning}", file=sys.stderr)
         args = self.parser(spec).parse_args(argv)
         config = resolve(spec, self.features, args, environ)
+        check_values(config)
         if "env" in self.features:
             from .env import canonical  # one env id everywhere: presets, thresholds, registry filters
 
@@ -279,6 +280,31 @@ class Command:
         if self.layer:
             config = self.layer(config)
         return config, args
+
+
+# Options that name a database: a typo in a URL's scheme must not become a file of that name.
+DATABASE_OPTIONS = ("registry.dbPath",)
+OTLP_FEATURES = ("metrics", "traces", "logs")
+
+
+def check_values(config: Config) -> None:
+    """What a value's own parser cannot see, refused before any work (exit 2): a database URL that would
+    open something else than meant, and an OTLP endpoint that can never connect."""
+    from .databases import check_target
+
+    for path in DATABASE_OPTIONS:
+        if path in config.settings:
+            check_target(config[path], f"option {path} from {config.source(path)}")
+    for feature in OTLP_FEATURES:
+        if f"{feature}.endpoint" not in config.settings:
+            continue
+        endpoint, protocol = config[f"{feature}.endpoint"], config[f"{feature}.protocol"]
+        if config[f"{feature}.enable"] and endpoint is not None and protocol == "grpc" and "@" in endpoint:
+            headers = f"OTEL_EXPORTER_OTLP_{feature.upper()}_HEADERS"
+            raise config.refuse(f"{feature}.endpoint", f"holds a user name or password, which OTLP over gRPC never "
+                                f"sends (the exporter could never connect): give the endpoint without it and the "
+                                f"credential as a header, {headers}=authorization=Basic%20<base64 of user:password> "
+                                f"(or a token: authorization=Bearer%20<token>), or use {feature}.protocol http")
 
 
 ALL_FEATURES = tuple(f.key for f in spec_module.load().features)

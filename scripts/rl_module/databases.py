@@ -11,6 +11,8 @@ The PostgreSQL driver (psycopg 3) is imported only when a URL asks for it.
 
 from __future__ import annotations
 
+import difflib
+import os
 import re
 import sqlite3
 import threading
@@ -18,8 +20,10 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import quote, urlsplit
 
 from . import redact
+from .config import Failure, UsageError
 
 BUSY_TIMEOUT_S = 30.0
 CONNECT_TIMEOUT_S = 5
@@ -31,8 +35,66 @@ class Unavailable(Exception):
     """The database cannot be opened or used as a registry; the message says why, credentials masked."""
 
 
+class ReadOnly(Unavailable, Failure):
+    """A write to a database this user may only read: the message names the file or folder (exit 1)."""
+
+
 def is_url(target: str | Path) -> bool:
     return str(target).startswith(POSTGRES_SCHEMES)
+
+
+# What to do about a password that a URL cannot carry as it is written.
+PASSWORD_ADVICE = ("percent-encode it in the URL (a space as %20, @ as %40, / as %2F, ? as %3F, # as %23, % as %25), "
+                   "or leave the password out of the URL and give it as PGPASSWORD, in a password file (PGPASSFILE) "
+                   "or a service file (PGSERVICEFILE)")
+
+
+def check_target(value: str | Path, origin: str) -> None:
+    """Refuse (UsageError, exit 2) a database target that would not open what its writer meant, before
+    anything is created: a value with `://` is a PostgreSQL URL that libpq can read, never a file name
+    (`postgresq://...` would otherwise become a SQLite file in a folder `postgresq:`). `origin` says where
+    the value came from ("option registry.dbPath from flag --registry-db", "TARGET"); the value is shown
+    with its password masked."""
+    text = str(value)
+    if "://" not in text:
+        return
+    shown = redact.url(text)
+    scheme = text.split("://", 1)[0]
+    if not text.startswith(POSTGRES_SCHEMES):
+        known = [s.removesuffix("://") for s in POSTGRES_SCHEMES]
+        close = difflib.get_close_matches(scheme.lower(), known, n=1, cutoff=0.6)
+        if scheme.lower() in known:  # a scheme in capitals: libpq knows only the lowercase one
+            close = [scheme.lower()]
+        hint = f" (did you mean {close[0]}://?)" if close else ""
+        if scheme.lower() == "sqlite":
+            hint = " (a SQLite registry is named by its file path alone)"
+        raise UsageError(f"{origin}: {shown!r} has an unknown scheme {scheme}://{hint}; expected a SQLite file path "
+                         "or a PostgreSQL URL (postgresql://user@host:port/database)")
+    problem = _unreadable(text)
+    if problem:
+        raise UsageError(f"{origin}: {shown!r} cannot be read as libpq reads it: {problem}")
+
+
+def _unreadable(url: str) -> str | None:
+    """Why libpq would misread this PostgreSQL URL (and quote its password in its error), or None."""
+    password = redact.password(url)
+    if password:
+        # libpq takes the user information up to the first "@" or "/": a password holding either, or "?" or
+        # "#" (which end a URL's host part), is read as a host, a port or a database name.
+        for char, name in ((" ", "a space"), ("\t", "a tab"), ("@", 'an "@"'), ("/", 'a "/"'), ("?", 'a "?"'),
+                           ("#", 'a "#"')):
+            if char in password:
+                return f"its password holds {name}: {PASSWORD_ADVICE}"
+        if re.search(r"%(?![0-9A-Fa-f]{2})", password):
+            return f'its password holds a "%" that starts no percent-encoded byte: {PASSWORD_ADVICE}'
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises for a port that is not a number
+    except ValueError as error:
+        return f"{error} (an IPv6 host is written in brackets, [::1]:5432; a port is a number)"
+    if re.search(r"\s", url):
+        return "it holds a space (percent-encode it as %20)"
+    return None
 
 
 class Database(Protocol):
@@ -56,6 +118,7 @@ class Database(Protocol):
 
 
 def connect(target: str | Path) -> Database:
+    check_target(target, "the registry")  # every caller's last line: a URL is never taken for a file name
     return PostgreSQL(str(target)) if is_url(target) else SQLite(Path(target))
 
 
@@ -68,24 +131,56 @@ class SQLite:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.where = str(path)
-        if path.parent != Path(""):
-            path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        self.db.row_factory = sqlite3.Row
+        # Why this user cannot write the file, when it cannot: it is then opened read-only, which is all a
+        # reader needs, and a write says why it cannot be done.
+        self.read_only: str | None = None
+        folder = path.parent
         try:
-            self.db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-            _retrying(lambda: self.db.execute("PRAGMA journal_mode = WAL"))
-        except sqlite3.DatabaseError as error:  # "file is not a database"
-            self.db.close()
-            raise Unavailable(f"{path} is not a SQLite database ({error})") from None
-        self.db.execute("PRAGMA synchronous = NORMAL")  # durable enough in WAL; files are fsynced anyway
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise Unavailable(f"cannot create the folder {folder} for the registry {path}: {error.strerror}") from None
+        if path.exists():
+            self.read_only = _why_read_only(path)
+        elif not os.access(folder, os.W_OK | os.X_OK):
+            raise ReadOnly(f"cannot create the registry {path}: its folder {folder.resolve()} is read-only for this "
+                           "user; point registry.dbPath at a folder it may write")
+        if self.read_only is None:
+            self.db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            try:
+                self.db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+                _retrying(lambda: self.db.execute("PRAGMA journal_mode = WAL"))
+            except sqlite3.OperationalError as error:  # writing refused though the permissions allowed it
+                self.db.close()
+                if "readonly" not in str(error) and "unable to open" not in str(error):
+                    raise Unavailable(f"{path} cannot be opened as a SQLite database ({error})") from None
+                self.read_only = f"this user cannot write it ({error})"
+            except sqlite3.DatabaseError as error:  # "file is not a database"
+                self.db.close()
+                raise Unavailable(f"{path} is not a SQLite database ({error})") from None
+            else:
+                self.db.execute("PRAGMA synchronous = NORMAL")  # durable enough in WAL; files are fsynced anyway
+        if self.read_only is not None:
+            self.db = _open_read_only(path)
+        self.db.row_factory = sqlite3.Row
         self._seen = self._data_version()
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         return self.db.execute(sql, params)
 
     def begin(self) -> None:
-        _retrying(lambda: self.db.execute("BEGIN IMMEDIATE"))
+        if self.read_only is not None:
+            raise self._refusal(self.read_only)
+        try:
+            _retrying(lambda: self.db.execute("BEGIN IMMEDIATE"))
+        except sqlite3.OperationalError as error:
+            if "readonly" in str(error):  # made read-only since it was opened
+                raise self._refusal(f"this user cannot write it ({error})") from None
+            raise
+
+    def _refusal(self, why: str) -> ReadOnly:
+        return ReadOnly(f"cannot write the registry {self.path}: {why}; a command that records, validates or "
+                        "prunes needs write access to the file and its folder (SQLite writes a -wal and a -shm "
+                        "file beside it), or a registry.dbPath it may write")
 
     def commit(self) -> None:
         self.db.execute("COMMIT")
@@ -131,6 +226,47 @@ class SQLite:
 
     def close(self) -> None:
         self.db.close()
+
+
+def _why_read_only(path: Path) -> str | None:
+    """Why this user cannot write an existing SQLite file (None when it can): the file, or its folder, where
+    a WAL database keeps its -wal and -shm files (unless both are there already, and writable)."""
+    if not os.access(path, os.W_OK):
+        return "the file is read-only for this user"
+    folder = path.resolve().parent
+    if not os.access(folder, os.W_OK | os.X_OK):
+        beside = [Path(f"{path}-wal"), Path(f"{path}-shm")]
+        if not all(p.exists() and os.access(p, os.W_OK) for p in beside):
+            return f"its folder {folder} is read-only for this user"
+    return None
+
+
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    """A connection that never writes. SQLite reads a WAL database through its -shm file, which it must
+    create when it is missing; in a folder this user cannot write, a database closed cleanly (no -wal
+    left) is then opened as immutable: the file alone is the whole database. (Immutable is wrong while a
+    -wal holds changes: SQLite would not read them, and would answer from an older state.)"""
+    uri = f"file:{quote(str(path.resolve()))}"
+    db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    try:
+        db.execute("PRAGMA schema_version").fetchone()  # the first read opens the -shm, or fails to
+        return db
+    except sqlite3.OperationalError as error:
+        db.close()
+        wal = Path(f"{path}-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            raise Unavailable(f"cannot read the registry {path}: this user may not write its folder, and its "
+                              f"write-ahead log {wal.name} holds changes that SQLite reads only through a "
+                              f"{path.name}-shm file it cannot create ({error}); ask the owner to checkpoint it "
+                              f"(sqlite3 {path} 'PRAGMA wal_checkpoint(TRUNCATE)') or to let this user write "
+                              "the folder") from None
+    db = sqlite3.connect(f"{uri}?immutable=1", uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    try:
+        db.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.DatabaseError as error:
+        db.close()
+        raise Unavailable(f"{path} is not a SQLite database ({error})") from None
+    return db
 
 
 def _retrying(operation: Callable[[], Any]) -> Any:
@@ -179,7 +315,7 @@ class PostgreSQL:
             self.db = psycopg.connect(url, autocommit=True, row_factory=dict_row, connect_timeout=CONNECT_TIMEOUT_S,
                                       application_name="rl-module")
         except psycopg.Error as error:
-            raise Unavailable(f"cannot connect to {self.where}: {_first_line(error)}") from None
+            raise Unavailable(f"cannot connect to {self.where}: {_scrubbed(_first_line(error), url)}") from None
         self._listening = False
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
@@ -250,6 +386,22 @@ class PostgreSQL:
 
     def close(self) -> None:
         self.db.close()
+
+
+def _scrubbed(message: str, url: str) -> str:
+    """libpq's message with every quoted token that holds a piece of the URL's password masked: libpq quotes
+    what it could not read ("unexpected spaces found in \"...\"", "failed to resolve host '...'"), and
+    when it misread the URL, that may be part of the password."""
+    password = redact.password(url)
+    if not password:
+        return message
+    pieces = {password[i:i + 4] for i in range(max(len(password) - 3, 1))}
+
+    def scrub(found: re.Match[str]) -> str:
+        token = found.group(0)
+        return f"{token[0]}{redact.MASK}{token[-1]}" if any(p in token for p in pieces) else token
+
+    return re.sub(r'"[^"\n]*"|\'[^\'\n]*\'', scrub, message)
 
 
 def _first_line(error: BaseException) -> str:

@@ -450,8 +450,13 @@ class WandbStore(ExperimentStore):
         self.run: Any = None
 
     def start(self, run: Run, config: Config) -> None:
+        # W&B records the command line, the program and the machine's metadata with the run (its run file
+        # is uploaded by `wandb sync`): a password or token given as a flag would be in it. The
+        # configuration it gets is the masked one; the rest it does not collect.
+        settings = self.wandb.Settings(x_disable_meta=True, save_code=False, disable_code=True, disable_git=True)
         self.run = self.wandb.init(project=self.project, entity=self.entity, name=run.id, id=run.id,
-                                   dir=str(run.directory), config=config.public_values(), reinit="create_new")
+                                   dir=str(run.directory), config=config.public_values(), reinit="create_new",
+                                   settings=settings)
 
     def log_metrics(self, values: dict[str, float], step: int) -> None:
         self.run.log(values, step=step)

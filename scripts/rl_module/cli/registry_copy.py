@@ -7,11 +7,13 @@ import argparse
 from collections.abc import Sequence
 
 from ..config import Command, Config
+from ..databases import check_target
 from ..registry import copy_registry, existing, open_target
 from . import run
 
 
 def _copy(config: Config, args: argparse.Namespace) -> int:
+    check_target(args.target, "TARGET")  # before the source is opened: a typo never becomes a file
     with existing(config) as source, open_target(args.target) as target:
         models, evaluations = copy_registry(source, target)
         print(f"copied {models} model{'s' if models != 1 else ''} and {evaluations} evaluation"
