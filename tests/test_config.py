@@ -246,3 +246,25 @@ def test_resolve_only_reads_the_features_a_command_uses():
     config = resolve(SPEC, ("registry",), args, {"RL_ENV_N_ENVS": "not read"})
     assert {p.split(".")[0] for p in config.settings} == {"registry"}
     assert len(ALL_FEATURES) == 13
+
+
+@pytest.mark.parametrize("name,args,env", [
+    ("rl-train", ["--registry-db", "postgresq://rl@127.0.0.1:5432/rl"], {}),
+    ("rl-registry-list", [], {"RL_REGISTRY_DB": "postgresq://rl@127.0.0.1:5432/rl"}),
+    ("rl-registry-copy", ["--registry-db", "r.db", "postgresq://rl@127.0.0.1:5432/rl"], {}),
+    ("rl-train", ["--registry-db", "sqlite:///r.db"], {}),
+])
+def test_a_database_url_with_an_unknown_scheme_is_refused_and_creates_nothing(name, args, env, tmp_path):
+    """A typo in a URL's scheme never becomes a SQLite file (`./postgresq:/rl@127.0.0.1:5432/rl`): one line,
+    exit 2, naming where the value came from, with a did-you-mean; the folder stays empty."""
+    result = command(name, *args, env=env, cwd=tmp_path)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    scheme = "sqlite" if "sqlite" in " ".join(args) else "postgresq"
+    assert f"has an unknown scheme {scheme}://" in result.stderr, result.stderr
+    where = {"rl-train": "option registry.dbPath from flag --registry-db",
+             "rl-registry-list": "option registry.dbPath from env RL_REGISTRY_DB",
+             "rl-registry-copy": f"{name}: error: TARGET: "}[name]
+    assert where in result.stderr, result.stderr
+    hint = "(a SQLite registry is named by its file path alone)" if scheme == "sqlite" else "did you mean postgresql://?"
+    assert hint in result.stderr, result.stderr
+    assert list(tmp_path.iterdir()) == []
