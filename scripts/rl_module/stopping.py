@@ -5,6 +5,11 @@ to save where it is. A second one stops at once: `Stopped` is raised where the p
 through the code that writes files and registry rows — an atomic write removes its temporary file, a
 registry transaction rolls back — so nothing partial is left. Exit status 128 + the signal's number
 (130 for SIGINT, 143 for SIGTERM), as a shell reports a process killed by it.
+
+A process steered by a parent (an rl-sweep worker) is also asked to stop by that parent, which passes on
+what it received (`forward`). A terminal's Ctrl-C or a SIGTERM to the process group reaches both, so the
+parent's request is the same stop, never a second signal: only a second signal to this process itself
+stops it at once.
 """
 
 from __future__ import annotations
@@ -20,6 +25,17 @@ from .logs import event
 log = logging.getLogger(__name__)
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_stops: list[GracefulStop] = []  # the stops in force in this process, for the requests a parent forwards
+_forwarded: list[int] = []  # the signal a parent forwarded to this process, once forwarded
+
+
+def forward(signum: int) -> None:
+    """A stop asked of this whole process by its parent, for the signal the parent received: every stop in
+    force (and every one entered later) stops gracefully; never a second signal."""
+    if not _forwarded:
+        _forwarded.append(signum)
+    for stop in list(_stops):
+        stop.request(signum, forwarded=True)
 
 
 class Stopped(BaseException):
@@ -42,6 +58,7 @@ class GracefulStop:
     def __init__(self, what: str = "stopping at the next step and saving") -> None:
         self.what = what
         self.signum: int | None = None
+        self._signalled = False  # a signal to this process itself (not one a parent forwarded) was seen
         self._previous: dict[int, Any] = {}
 
     @property
@@ -56,10 +73,15 @@ class GracefulStop:
     def exit_code(self) -> int:
         return 128 + (self.signum or 0)
 
-    def request(self, signum: int) -> None:
-        """The first signal (or a caller) asks for a stop; the second one stops at once."""
+    def request(self, signum: int, forwarded: bool = False) -> None:
+        """The first signal (or a caller) asks for a stop; the second one stops at once. A request its
+        parent forwarded only asks (the parent may have got the very signal this process got)."""
+        if not forwarded:
+            if self._signalled:
+                raise Stopped(signum)
+            self._signalled = True
         if self.signum is not None:
-            raise Stopped(signum)
+            return
         self.signum = signum
         log.warning("%s: %s (send it again to stop at once)", signal.Signals(signum).name, self.what,
                     extra=event("rl.run.stopping", signal=signal.Signals(signum).name))
@@ -71,6 +93,9 @@ class GracefulStop:
         if threading.current_thread() is threading.main_thread():
             for signum in SIGNALS:
                 self._previous[signum] = signal.signal(signum, self._handle)
+        _stops.append(self)
+        if _forwarded:
+            self.request(_forwarded[0], forwarded=True)
         return self
 
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
@@ -78,3 +103,5 @@ class GracefulStop:
         for signum, previous in self._previous.items():
             signal.signal(signum, previous)
         self._previous.clear()
+        if self in _stops:
+            _stops.remove(self)

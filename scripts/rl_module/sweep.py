@@ -16,12 +16,14 @@ command again continues the study.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import importlib
 import inspect
 import json
 import logging
 import multiprocessing
 import os
+import re
 import signal
 import sys
 import threading
@@ -31,6 +33,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import redact
 from . import spec as spec_module
 from .config import Config, UsageError
 from .databases import is_url
@@ -142,9 +145,16 @@ def _transform(parameter: dict[str, Any], sampled: Any) -> Any:
 
 
 def _coerce(path: str, value: Any) -> Any:
+    """A sampled value as its option holds it; ValueError naming what the option allows when its type
+    (the Universe's: a range, a choice, a pattern) does not take it, as a flag or Nix would be refused."""
     option = spec_module.load().option(path)
     if path == "train.learningRate" and isinstance(value, (int, float)):
         value = f"{value:.6g}"
+    text = value if isinstance(value, str) else json.dumps(list(value) if isinstance(value, tuple) else value)
+    try:
+        option.parse(text)
+    except ValueError:
+        raise ValueError(f"option {path} takes {option.allowed}") from None
     return spec_module.coerce(value, option.type)
 
 
@@ -210,33 +220,102 @@ def _where(config: Config) -> str:
     return f"{path} from {config.source(path)}"
 
 
-def storage(config: Config) -> Any:
+def storage(config: Config, retry: bool = False) -> Any:
     """Optuna's RDB storage for the study, with heartbeats: a trial silent for three of them is failed and
-    queued again with its values (RetryHeartbeatStaleTrialCallback)."""
+    queued again with its values (RetryHeartbeatStaleTrialCallback). Every call it makes is tried again
+    across a database that is away for a while (RetryingStorage). retry: opening it is too (a worker, which
+    may start while the database restarts); else a storage that cannot be opened is refused at once."""
     import warnings
 
     import optuna
-    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     beat = config.sweep.heartbeat
-    attempt = 0
+    attempt, started = 0, time.monotonic()
     while True:
         try:
-            return RDBStorage(storage_url(config), heartbeat_interval=beat, grace_period=3 * beat,
-                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
-                              engine_kwargs=_engine_kwargs(config))
+            return retrying_storage()(
+                storage_url(config), heartbeat_interval=beat, grace_period=3 * beat,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
+                engine_kwargs=_engine_kwargs(config))
         except Exception as error:
-            # Hosts that start together race to create Optuna's tables: the loser finds them made.
             attempt += 1
+            # Hosts that start together race to create Optuna's tables: the loser finds them made.
             if attempt < 3 and ("duplicate key" in str(error) or "already exists" in str(error)):
                 time.sleep(0.5)
                 continue
-            shown = masked_url(config.sweep.storage or config.registry.dbPath)
-            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise UsageError(f"option {_where(config)}: cannot open the study's storage {shown}: "
-                             f"{masked_url(first)}") from None
+            if retry and transient(error) and time.monotonic() - started < RETRY_S:
+                time.sleep(min(0.5 * 2 ** attempt, RETRY_MAX_WAIT_S))
+                continue
+            raise UsageError(f"option {_where(config)}: cannot open the study's storage {where(config)}: "
+                             f"{_first_line(error)}") from None
+
+
+def _first_line(error: BaseException) -> str:
+    """An error's first line, credentials masked (libpq quotes what it could not parse)."""
+    text = str(error).strip()
+    return redact.text(text.splitlines()[0] if text else type(error).__name__)
+
+
+RETRY_S = 300.0  # how long a storage call is tried again while the database is away (a restart, a failover)
+RETRY_MAX_WAIT_S = 10.0
+
+
+def transient(error: BaseException) -> bool:
+    """Whether an error is the database being away (a lost connection, a server shutting down or starting,
+    a busy SQLite file), which the same call may get past later; not a constraint or a bad query."""
+    from sqlalchemy import exc
+
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, (exc.OperationalError, exc.InterfaceError)) or \
+                isinstance(seen, exc.DBAPIError) and seen.connection_invalidated:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+_retrying: list[type] = []
+
+
+def retrying_storage() -> type:
+    """Optuna's RDBStorage whose calls are tried again, with a backoff up to RETRY_MAX_WAIT_S, for RETRY_S,
+    while the database is away: a PostgreSQL restart would otherwise end every worker of every host at the
+    same moment. Optuna turns a lost connection into StorageInternalError and rolls back, so a call tried
+    again starts afresh (pool_pre_ping replaces the dead connections). Heartbeats are not: the heartbeat
+    thread simply beats again."""
+    if _retrying:
+        return _retrying[0]
+    import functools
+
+    from optuna.storages import RDBStorage
+
+    def retried(method: Any) -> Any:
+        @functools.wraps(method)
+        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+            started, wait, warned = time.monotonic(), 0.5, False
+            while True:
+                try:
+                    return method(self, *args, **kwargs)
+                except Exception as error:
+                    if not transient(error) or time.monotonic() - started + wait > RETRY_S:
+                        raise
+                    if not warned:
+                        warned = True
+                        log.warning("the study's storage is away (%s); trying again for up to %.0f s",
+                                    _first_line(error), RETRY_S, extra=event("rl.sweep.storage_retry"))
+                    time.sleep(wait)
+                    wait = min(wait * 2, RETRY_MAX_WAIT_S)
+        return call
+
+    names = [name for name, member in vars(RDBStorage).items() if callable(member)
+             and not name.startswith("_") and name not in ("record_heartbeat", "remove_session")]
+    storage_class = type("RetryingStorage", (RDBStorage,), {n: retried(getattr(RDBStorage, n)) for n in names})
+    storage_class.__module__ = __name__
+    _retrying.append(storage_class)
+    return storage_class
 
 
 def _engine_kwargs(config: Config) -> dict[str, Any]:
@@ -250,7 +329,7 @@ def _engine_kwargs(config: Config) -> dict[str, Any]:
 
 def open_study(config: Config, space: dict[str, Any]) -> optuna.Study:
     """The study sweep.studyName, created or continued; refused when it exists with another direction or
-    another search space (a different question under the same name)."""
+    another search space (a different question under the same name), naming what differs."""
     import optuna
 
     rdb = storage(config)
@@ -268,10 +347,80 @@ def open_study(config: Config, space: dict[str, Any]) -> optuna.Study:
     if recorded is None:
         for key, value in question.items():
             study.set_user_attr(key, value)
-    elif {k: study.user_attrs.get(k) for k in question} != question:
-        raise config.refuse("sweep.studyName", "names a study that searches another space (or env, or algorithm); "
-                            "give this search a new studyName, or the same space to continue it")
+        study.set_user_attr("kwargs", config.agent.kwargs)
+    else:
+        differs = _difference({k: study.user_attrs.get(k) for k in question}, question)
+        if differs:
+            raise config.refuse("sweep.studyName", f"names a study that searches another question: {differs}; "
+                                "give this search a new studyName, or the study's own space to continue it "
+                                "(rl-sweep --report needs only its name)")
     return study
+
+
+def _difference(recorded: dict[str, Any], asked: dict[str, Any]) -> str | None:
+    """What differs between the study's question and this command's, in words (the first difference)."""
+    for key, option in (("algorithm", "agent.algorithm"), ("envId", "env.envId")):
+        if recorded[key] != asked[key]:
+            return f"{option} is {asked[key]!r} here and {recorded[key]!r} in the study"
+    theirs, ours = recorded["space"] or {}, asked["space"]
+    for path in sorted(set(theirs) | set(ours)):
+        if path not in ours:
+            return f"parameter {path} is searched in the study ({json.dumps(theirs[path])}), not here"
+        if path not in theirs:
+            return f"parameter {path} is searched here ({json.dumps(ours[path])}), not in the study"
+        if theirs[path] != ours[path]:
+            return f"parameter {path} is {json.dumps(ours[path])} here and {json.dumps(theirs[path])} in the study"
+    return None
+
+
+def existing_study(config: Config) -> optuna.Study:
+    """The study sweep.studyName as it is, to report on: its name and storage are all it takes (its space,
+    env and algorithm are the study's own)."""
+    import optuna
+
+    rdb = storage(config)
+    name = config.sweep.studyName
+    try:
+        study = optuna.load_study(study_name=name, storage=rdb)
+    except KeyError:
+        names = sorted(s.study_name for s in optuna.get_all_study_summaries(storage=rdb))
+        raise config.refuse("sweep.studyName", f"names no study in {where(config)}; the studies there: "
+                            f"{', '.join(names) or 'none'}") from None
+    if "space" not in study.user_attrs:
+        raise config.refuse("sweep.studyName", "names an Optuna study that rl-sweep did not make (it records no "
+                            "space)")
+    return study
+
+
+def check_names(config: Config) -> None:
+    """Before anything is created: the study's name is a plain name (its report and plots go to
+    <store.modelDir>/sweeps/<name>/, never elsewhere), and a storage written as a URL has a scheme that
+    names a database (`postgresq://` would otherwise become a folder `postgresq:`)."""
+    name = config.sweep.studyName
+    if name in (".", "..") or any(c in name for c in "/\\\x00") or name != name.strip():
+        raise config.refuse("sweep.studyName", "is not a plain name: the report and plots go to "
+                            "<store.modelDir>/sweeps/<studyName>/, so it holds no /, \\ or surrounding spaces "
+                            "and is not . or ..")
+    for path, schemes in (("sweep.storage", STORAGE_SCHEMES), ("registry.dbPath", ("postgresql", "postgres"))):
+        value = config[path]
+        if value is None or "://" not in str(value):
+            continue
+        scheme = str(value).split("://", 1)[0]
+        if scheme.lower().split("+", 1)[0] not in schemes:
+            close = difflib.get_close_matches(scheme.lower(), schemes, n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]}://?)" if close else ""
+            allowed = ", ".join(f"{s}://" for s in schemes)
+            raise UsageError(f"option {path} from {config.source(path)}: {redact.url(str(value))!r} has an unknown "
+                             f"scheme {scheme}://{hint}; expected {allowed} or a SQLite file path")
+        if path == "registry.dbPath" or scheme.lower() in ("postgresql", "postgres"):
+            from . import databases
+
+            check_target = getattr(databases, "check_target", None)  # libpq's reading of the URL, checked
+            if check_target is not None:
+                check_target(str(value), f"option {path} from {config.source(path)}")
+
+
+STORAGE_SCHEMES = ("postgresql", "postgres", "sqlite", "mysql")  # what an Optuna storage URL may name
 
 
 def sampler(config: Config, worker: str | None = None) -> Any:
@@ -325,24 +474,67 @@ def _in_budget(study: optuna.Study, number: int, trials: int) -> bool:
 
 # -- the workers ------------------------------------------------------------------------------------
 
-def work(config: Config, index: int) -> None:
-    """One worker process: trials one after another until the study has its total, or a signal."""
+def work(config: Config, index: int, since: int = 0, parent: Any = None, slot: Any = None,
+         asked: Any = None) -> None:
+    """One worker process: trials one after another until the study has its total, too many trials in a
+    row have failed, or it is asked to stop. A second signal ends it with 128 + the signal's number, its
+    trial queued again, without a traceback."""
+    from . import stopping
+
+    try:
+        _work(config, index, since, parent, slot, asked)
+    except stopping.Stopped as stopped:
+        sys.exit(stopped.exit_code)
+
+
+# The signals a worker takes from its parent (rl-sweep): stop gracefully (what the parent got is in
+# `asked`), and stop at once. Never SIGTERM or SIGINT: a worker also gets those itself from a terminal or
+# a stop of the whole group, and would take the parent's copy for a second one.
+ASK = signal.SIGUSR1
+AT_ONCE = signal.SIGUSR2
+PARENT_GONE = signal.SIGHUP  # what a worker whose parent died stops its trial with (its result says so)
+
+
+def _work(config: Config, index: int, since: int, parent: Any, slot: Any, asked: Any) -> None:
     import warnings
 
     import optuna
     from optuna.trial import TrialState
 
-    from . import logs, stopping, train
+    from . import logs, stopping
 
+    stop = threading.Event()
+    signalled: list[int] = []
+
+    def asked_by_parent(signum: int, _frame: Any) -> None:
+        stop.set()
+        stopping.forward((asked.value if asked is not None else 0) or signal.SIGTERM)
+
+    def at_once(signum: int, _frame: Any) -> None:
+        stop.set()
+        raise stopping.Stopped((asked.value if asked is not None else 0) or signal.SIGTERM)
+
+    def own(signum: int, _frame: Any) -> None:  # between trials; a run's own GracefulStop takes them in one
+        if signalled:
+            raise stopping.Stopped(signum)
+        signalled.append(signum)
+        stop.set()
+        stopping.forward(signum)
+
+    signal.signal(ASK, asked_by_parent)
+    signal.signal(AT_ONCE, at_once)
+    for signum in stopping.SIGNALS:
+        signal.signal(signum, own)
+    if parent is not None:
+        _watch_parent(parent, asked)
+    if asked is not None and asked.value:  # asked before the handlers were in place
+        return
     # The console shows each trial's warnings, not its every event (progress comes from the parent);
     # every run's train.log keeps logs.level.
     logs.setup(config if config.given("logs.level") else config.replace("logs.level", "warn", "rl-sweep"))
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
-    stop = threading.Event()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent turns Ctrl-C into one SIGTERM per worker
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    study = optuna.load_study(study_name=config.sweep.studyName, storage=storage(config),
+    study = optuna.load_study(study_name=config.sweep.studyName, storage=storage(config, retry=True),
                               sampler=sampler(config, f"{os.uname().nodename}/{os.getpid()}/{index}"),
                               pruner=pruner(config))
     space = study.user_attrs["space"]
@@ -351,54 +543,117 @@ def work(config: Config, index: int) -> None:
         with one_at_a_time(config):
             optuna.storages.fail_stale_trials(study)  # a dead worker's trial: failed, and queued again
         done = counts(study)
-        if done["finished"] + done["pruned"] >= total:
+        if done["finished"] + done["pruned"] >= total or failing_streak(study, since, config.sweep.failureLimit):
             return
         if sum(done[k] for k in ("finished", "pruned", "running", "waiting")) >= total and not done["waiting"]:
             # The budget is taken by trials running elsewhere: wait for them (one may fail and be queued
             # again) rather than ask for trials that would only be closed as surplus.
             stop.wait(POLL_S)
             continue
-        with one_at_a_time(config):
-            trial = study.ask()
-        if not _in_budget(study, trial.number, total):
-            trial.set_user_attr(SURPLUS, True)
-            study.tell(trial, state=TrialState.FAIL)
-            stop.wait(POLL_S)  # the budget is taken; a trial that fails elsewhere would free a place
-            continue
-        beating = _heartbeat(study, trial, config.sweep.heartbeat)
+        # Taking a trial and saying whose it is are one step for the signals: a worker stopped in between
+        # would leave a running trial that no heartbeat and no parent knows of.
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
         try:
-            values = suggest(trial, space)
-            trial_cfg = trial_config(config, values, study.study_name, trial.number)
-            trial.set_user_attr("worker", f"{os.uname().nodename}/{os.getpid()}")
-
-            def report(timesteps: int, mean_reward: float, trial: optuna.Trial = trial) -> bool:
-                trial.report(mean_reward, timesteps)
-                return not trial.should_prune()
-
-            plan = replace(train.prepare(trial_cfg),
-                           trial=train.Trial(study.study_name, trial.number, report))
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the run's own graceful stop takes it from here
-            result = train.train(plan)
-            signal.signal(signal.SIGTERM, lambda *_: stop.set())
-            trial.set_user_attr("run_id", result.run_id)
-            trial.set_user_attr("model_id", result.model_id)
-            if result.status == "interrupted":
-                _tell_again(study, trial, "stopped by a signal")
-                return
-            if result.status == "pruned":
-                study.tell(trial, state=TrialState.PRUNED)
-            else:
-                study.tell(trial, result.evaluation["mean_reward"] if result.evaluation else None)
-        except stopping.Stopped:
-            _tell_again(study, trial, "stopped by a second signal")
-            raise
-        except Exception as error:  # one trial's failure (a combination the algorithm refuses): recorded
-            trial.set_user_attr("error", f"{type(error).__name__}: {error}"[:500])
-            log.warning("trial %d failed: %s: %s", trial.number, type(error).__name__, error,
-                        extra=event("rl.trial.failed", trial=trial.number))
-            study.tell(trial, state=TrialState.FAIL)
+            with one_at_a_time(config):
+                trial = study.ask()
+            if slot is not None:
+                slot.value = trial._trial_id
+            rdb: Any = study._storage  # RDBStorage: heartbeats are its own API
+            with contextlib.suppress(Exception):  # the database away: the heartbeat thread beats again
+                rdb.record_heartbeat(trial._trial_id)
         finally:
-            beating.set()
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)
+        try:
+            if not _in_budget(study, trial.number, total):
+                trial.set_user_attr(SURPLUS, True)
+                study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+                stop.wait(POLL_S)  # the budget is taken; a trial that fails elsewhere would free a place
+                continue
+            _trial(config, study, trial, space, stop)
+        finally:
+            if slot is not None:
+                slot.value = -1
+
+
+STOPS = {signal.SIGINT, signal.SIGTERM, ASK, AT_ONCE}
+
+
+def _trial(config: Config, study: optuna.Study, trial: optuna.Trial, space: dict[str, Any],
+           stop: threading.Event) -> None:
+    """Train one trial and tell the study how it went; a run stopped by a signal is queued again."""
+    from optuna.trial import TrialState
+
+    from . import stopping, train
+
+    beating = _heartbeat(study, trial, config.sweep.heartbeat)
+    try:
+        trial.set_user_attr("worker", f"{os.uname().nodename}/{os.getpid()}")
+        values = suggest(trial, space)
+        trial_cfg = trial_config(config, values, study.study_name, trial.number)
+
+        def report(timesteps: int, mean_reward: float, trial: optuna.Trial = trial) -> bool:
+            trial.report(mean_reward, timesteps)
+            return not trial.should_prune()
+
+        plan = replace(train.prepare(trial_cfg), trial=train.Trial(study.study_name, trial.number, report))
+        result = train.train(plan)
+        trial.set_user_attr("run_id", result.run_id)
+        trial.set_user_attr("model_id", result.model_id)
+        if result.status == "interrupted":
+            stop.set()
+            _tell_again(study, trial, STOPPED)
+        elif result.status == "pruned":
+            study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
+        else:
+            study.tell(trial, result.evaluation["mean_reward"] if result.evaluation else None,
+                       skip_if_finished=True)
+    except stopping.Stopped:
+        _tell_again(study, trial, STOPPED_AT_ONCE)
+        raise
+    except Exception as error:  # one trial's failure (a combination the algorithm refuses): recorded
+        message = redact.text(f"{type(error).__name__}: {error}")
+        trial.set_user_attr("error", message[:500])
+        log.warning("trial %d failed: %s", trial.number, message, extra=event("rl.trial.failed", trial=trial.number))
+        study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+    finally:
+        beating.set()
+
+
+STOPPED = "stopped by a signal"
+STOPPED_AT_ONCE = "stopped by a second signal"
+DIED = "its worker died"
+
+
+def _watch_parent(parent: Any, asked: Any) -> None:
+    """Stop this worker's trial (saved, queued again) and take no other once rl-sweep is gone: the read end
+    of a pipe whose only write end rl-sweep holds reads end-of-file when it dies, SIGKILL included."""
+
+    def watch() -> None:
+        try:
+            parent.poll(None)
+        except (EOFError, OSError):
+            pass
+        if asked is not None and not asked.value:
+            asked.value = PARENT_GONE
+        os.kill(os.getpid(), ASK)
+
+    threading.Thread(target=watch, name="rl-sweep-parent", daemon=True).start()
+
+
+def failing_streak(study: optuna.Study, since: int, limit: int) -> optuna.trial.FrozenTrial | None:
+    """The first of the last `limit` trials ended since trial `since`, when every one of them failed (an
+    error, or its worker died): a space in which nothing trains stops there, rather than run forever.
+    Trials a signal stopped, or a lost host's (its heartbeat stale), are no verdict on the space."""
+    from optuna.trial import TrialState
+
+    ended = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
+                                                                 TrialState.FAIL))
+             if t.number >= since and not t.user_attrs.get(SURPLUS)
+             and (t.state != TrialState.FAIL or t.user_attrs.get("error") not in (None, STOPPED, STOPPED_AT_ONCE))]
+    last = sorted(ended, key=lambda t: t.number)[-limit:]
+    if len(last) == limit and all(t.state == TrialState.FAIL for t in last):
+        return last[0]
+    return None
 
 
 @contextlib.contextmanager
@@ -429,7 +684,7 @@ def _tell_again(study: optuna.Study, trial: optuna.Trial, why: str) -> None:
     from optuna.trial import TrialState
 
     trial.set_user_attr("error", why)
-    study.tell(trial, state=TrialState.FAIL)
+    study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
     study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
 
 
@@ -457,7 +712,8 @@ STORAGE_IMPORTS = ("optuna.storages._rdb.models", "alembic.command", "alembic.co
 # What every worker imports before its first trial, about 4 s of CPU: torch with stable-baselines3 and
 # gymnasium, torch._dynamo, which torch's optimizers import on first use (2 s of an rl-train's start),
 # and the storage's. Imported once per host, not once per worker (see check).
-WORKER_IMPORTS = ("rl_module.train", "stable_baselines3", "gymnasium", "torch._dynamo", *STORAGE_IMPORTS)
+WORKER_IMPORTS = ("rl_module.train", "stable_baselines3", "gymnasium", "torch._dynamo", *STORAGE_IMPORTS,
+                  "rl_module.sweep_forkserver")
 
 
 def check(config: Config, forked: bool = False) -> dict[str, dict[str, Any]]:
@@ -470,21 +726,47 @@ def check(config: Config, forked: bool = False) -> dict[str, dict[str, Any]]:
     whose threads (progress, telemetry) would not survive a fork."""
     if not forked:
         return _check_all(config)
-    from concurrent.futures import ProcessPoolExecutor
-
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(list(WORKER_IMPORTS))
-    with ProcessPoolExecutor(1, mp_context=context) as pool:
-        checking = pool.submit(_checked, config)
+    context = forkserver()
+    results, sent = context.Pipe(duplex=False)
+    checking = context.Process(target=_checked, args=(config, sent), name="rl-sweep-check")
+    checking.start()
+    sent.close()
+    try:
         # What opening the study needs next, imported here while the forked process imports torch; nothing
         # is opened before the checks have passed.
         for module in STORAGE_IMPORTS:
             importlib.import_module(module)
-        space, refused = checking.result()
+        try:
+            space, refused = results.recv()
+        except EOFError:
+            checking.join()
+            raise RuntimeError(f"the process that checks the options ended (exit code {checking.exitcode})") \
+                from None
+        checking.join()
+    except BaseException:  # Ctrl-C meanwhile: the checks end here, without a word of their own
+        checking.kill()
+        raise
     if refused is not None:
         raise UsageError(refused)
     assert space is not None
     return space
+
+
+def forkserver() -> Any:
+    """Python's forkserver context, its process started with WORKER_IMPORTS, and with SIGINT and SIGTERM
+    ignored (the workers forked from it set their own): a Ctrl-C or a SIGTERM to the whole group, which
+    reaches it too, would end it under its workers (and print the traceback of its imports)."""
+    from multiprocessing import forkserver as server
+
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(list(WORKER_IMPORTS))
+    ignored = {s: signal.signal(s, signal.SIG_IGN) for s in STOPS}
+    try:
+        server.ensure_running()
+    finally:
+        for s, handler in ignored.items():
+            signal.signal(s, handler)
+    return context
 
 
 def _check_all(config: Config) -> dict[str, dict[str, Any]]:
@@ -495,48 +777,142 @@ def _check_all(config: Config) -> dict[str, dict[str, Any]]:
     return space
 
 
-def _checked(config: Config) -> tuple[dict[str, dict[str, Any]] | None, str | None]:
-    """_check_all in a forked process: what it refused as text (an option's error does not survive pickling)."""
+def _checked(config: Config, sent: Any) -> None:
+    """_check_all in a forked process, its answer sent back: what it refused as text (an option's error does
+    not survive pickling)."""
     try:
-        return _check_all(config), None
+        answer: tuple[Any, str | None] = (_check_all(config), None)
     except UsageError as error:
-        return None, str(error)
+        answer = (None, str(error))
+    sent.send(answer)
 
 
-def run_workers(config: Config, progress: Any) -> str | None:
-    """Start sweep.workers processes and wait for them, reporting progress; the first SIGTERM or Ctrl-C
-    is passed on to every worker (each stops its run gracefully). Returns the signal's name, if any."""
+def run_workers(config: Config, progress: Any, study: optuna.Study, since: int) -> tuple[str | None, str | None]:
+    """Start sweep.workers processes and wait for them, reporting progress. Returns the signal that stopped
+    them, if any, and why the command failed, if it did.
+
+    A signal (Ctrl-C, SIGTERM to rl-sweep or to its whole group) asks every worker to stop its trial as
+    rl-train stops, saved where it is and queued again; rl-sweep waits for them (STOP_WAIT_S at most) and
+    ends. A second one stops them at once. A worker that dies is seen at once: its trial failed and queued
+    again, and another worker takes its place."""
+    from multiprocessing.connection import wait
+
     context = multiprocessing.get_context("forkserver")  # with what they import in memory: see check
-    workers = [context.Process(target=work, args=(config, i), name=f"rl-sweep-{i}")
-               for i in range(config.sweep.workers)]
-    received: list[str] = []
+    # The workers read the end of this pipe; rl-sweep holds its only write end (see _watch_parent).
+    parent_end, held = context.Pipe(duplex=False)
+    asked = context.Value("i", 0, lock=False)  # the signal rl-sweep got, for the workers' results
+    slots = [context.Value("q", -1, lock=False) for _ in range(config.sweep.workers)]  # each one's trial id
+    workers: list[Any] = [None] * config.sweep.workers
+    received: list[int] = []
+    failure: list[str] = []
+    deaths = {"in_a_row": 0, "ended": -1}
+
+    def start(index: int) -> None:
+        worker = context.Process(target=work, args=(config, index, since, parent_end, slots[index], asked),
+                                 name=f"rl-sweep-{index}")
+        worker.start()
+        workers[index] = worker
+
+    def tell(signum: int) -> None:
+        for w in workers:
+            if w is not None and w.pid is not None and w.is_alive():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(w.pid, signum)
 
     def forward(signum: int, _frame: Any) -> None:
-        if not received:
-            received.append(signal.Signals(signum).name)
-            print(f"rl-sweep: {received[0]}: stopping every worker's trial where it is (again to stop at once)",
-                  file=sys.stderr)
-            for w in workers:
-                if w.pid is not None and w.is_alive():
-                    os.kill(w.pid, signal.SIGTERM)
+        received.append(signum)
+        if len(received) == 1:
+            asked.value = signum
+            print(f"rl-sweep: {signal.Signals(signum).name}: stopping every worker's trial where it is "
+                  "(again to stop at once)", file=sys.stderr, flush=True)
+            tell(ASK)
         else:
-            for w in workers:
-                if w.is_alive():
-                    w.kill()
+            tell(AT_ONCE)
 
     previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
+    seen: set[int] = set()
     try:
-        for w in workers:
-            w.start()
+        for index in range(config.sweep.workers):
+            start(index)
+        asked_at: float | None = None
         while any(w.is_alive() for w in workers):
             progress()
-            for w in workers:
-                w.join(timeout=POLL_S / len(workers))
+            if received and asked_at is None:
+                asked_at = time.monotonic()
+            if asked_at is not None and time.monotonic() - asked_at > STOP_WAIT_S:
+                tell(AT_ONCE if time.monotonic() - asked_at < STOP_WAIT_S + AT_ONCE_WAIT_S else signal.SIGKILL)
+            wait([w.sentinel for w in workers if w.is_alive()], timeout=POLL_S)
+            for index, w in enumerate(workers):
+                if w.is_alive() or id(w) in seen:
+                    continue
+                seen.add(id(w))
+                if received or w.exitcode == 0:  # stopped when asked, or done
+                    continue
+                _fail_dead_trial(study, slots[index], w.exitcode)
+                ended = sum(counts(study)[k] for k in ("finished", "pruned"))
+                deaths["in_a_row"] = 1 if ended > deaths["ended"] else deaths["in_a_row"] + 1
+                deaths["ended"] = ended
+                if deaths["in_a_row"] > DEATHS_IN_A_ROW * config.sweep.workers:
+                    if not failure:
+                        failure.append(f"workers died {deaths['in_a_row']} times in a row without a trial "
+                                       f"ending (the last with exit code {w.exitcode}); see each trial's error")
+                        received.append(signal.SIGTERM)  # the others stop too, as for a signal
+                        tell(ASK)
+                    continue
+                print(f"rl-sweep: worker {index} died (exit code {w.exitcode}); a new one takes its place",
+                      file=sys.stderr, flush=True)
+                start(index)
         progress()
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-    return received[0] if received else None
+        held.close()
+    if not any(w is not None and w.is_alive() for w in workers):
+        _stop_helpers()
+    if failure:
+        return None, failure[0]
+    return (signal.Signals(received[0]).name if received else None), None
+
+
+def _stop_helpers() -> None:
+    """End the forkserver and Python's resource tracker now, and wait for them: left to notice rl-sweep's
+    end by themselves, they outlived it (under PID 1) by a moment, or for good while a worker lived."""
+    from multiprocessing import forkserver as server
+    from multiprocessing import resource_tracker
+
+    for helper in (server._forkserver, resource_tracker._resource_tracker):
+        stop = getattr(helper, "_stop", None)  # what Python's own tests stop them with
+        if stop is not None:
+            with contextlib.suppress(OSError):
+                stop()
+
+
+STOP_WAIT_S = 90.0  # after a signal, how long the workers have to save their trials (systemd waits 120 s)
+AT_ONCE_WAIT_S = 15.0  # then, after they are told to stop at once, before they are killed
+DEATHS_IN_A_ROW = 3  # per worker: workers that keep dying with no trial ending (a database gone for good)
+
+
+def _fail_dead_trial(study: optuna.Study, slot: Any, exitcode: int | None) -> None:
+    """The trial of a worker that died (kill -9, out of memory): failed, saying so, and queued again with its
+    values, now rather than once its heartbeat is stale."""
+    import optuna
+    from optuna.trial import TrialState
+
+    trial_id, slot.value = slot.value, -1
+    if trial_id < 0:
+        return
+    storage: Any = study._storage
+    try:
+        storage.set_trial_user_attr(trial_id, "error", f"{DIED} (exit code {exitcode})")
+        if not storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+            return
+    except optuna.exceptions.UpdateFinishedTrialError:  # it had ended: nothing to do again
+        return
+    frozen = storage.get_trial(trial_id)
+    if not frozen.user_attrs.get(SURPLUS):
+        study.enqueue_trial(frozen.params, user_attrs={"retry_of": frozen.number})
+        log.warning("trial %d failed: %s (exit code %s); queued again", frozen.number, DIED, exitcode,
+                    extra=event("rl.trial.failed", trial=frozen.number))
 
 
 # -- the result -------------------------------------------------------------------------------------
@@ -585,31 +961,62 @@ def values_of(params: dict[str, Any], space: dict[str, dict[str, Any]]) -> dict[
     return values
 
 
-def as_nix(values: dict[str, Any]) -> str:
-    """The values as Nix, to paste into `rl = { ... };`."""
-    kwargs = {p.removeprefix("agent.kwargs."): v for p, v in values.items() if p.startswith("agent.kwargs.")}
-    lines = [f"  {path} = {spec_module.to_nix(value)};" for path, value in sorted(values.items())
-             if not path.startswith("agent.kwargs.")]
+def settings_of(study: optuna.Study, values: dict[str, Any]) -> dict[str, Any]:
+    """A trial's configuration by option path: the study's env and algorithm, its values, and agent.kwargs
+    as the trial's run had them (the study's own kwargs, with the searched ones over them)."""
+    attrs = study.user_attrs
+    kwargs = dict(attrs.get("kwargs") or {})
+    settings: dict[str, Any] = {"env.envId": attrs["envId"], "agent.algorithm": attrs["algorithm"]}
+    for path, value in values.items():
+        if path.startswith("agent.kwargs."):
+            kwargs[path.removeprefix("agent.kwargs.")] = value
+        else:
+            settings[path] = value
     if kwargs:
-        lines.append(f"  agent.kwargs = {spec_module.to_nix(kwargs)};")
+        settings["agent.kwargs"] = kwargs
+    return settings
+
+
+def as_nix(study: optuna.Study, values: dict[str, Any]) -> str:
+    """The trial's configuration as Nix, to paste into `rl = { ... };`: read by Nix and rendered by the
+    module, every number is exactly the trial's (floats as their shortest exact decimal)."""
+    lines = [f"  {path} = {nix_value(value)};" for path, value in sorted(settings_of(study, values).items())]
     return "rl = {\n" + "\n".join(lines) + "\n};"
 
 
-def as_flags(config: Config, values: dict[str, Any]) -> list[str]:
-    """The same values as rl-train flags (with the env and algorithm the study searched)."""
+def nix_value(value: Any) -> str:
+    """A value as Nix source; a float as Python's repr (the shortest text that reads back as the same
+    number), in Nix's float syntax (a point before any exponent: 1.0e-05)."""
+    if isinstance(value, bool) or value is None or isinstance(value, int):
+        return spec_module.to_nix(value)
+    if isinstance(value, float):
+        text = repr(value)
+        mantissa, _, exponent = text.partition("e")
+        return (mantissa if "." in mantissa else mantissa + ".0") + (f"e{exponent}" if exponent else "")
+    if isinstance(value, str):
+        return json.dumps(value).replace("${", "\\${")
+    if isinstance(value, (list, tuple)):
+        return "[ " + " ".join(nix_value(v) for v in value) + " ]"
+    if isinstance(value, dict):
+        names = (k if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_'-]*", k) else json.dumps(k) for k in sorted(value))
+        return "{ " + "".join(f"{name} = {nix_value(value[k])}; " for name, k in zip(names, sorted(value),
+                                                                                       strict=True)) + "}"
+    raise TypeError(f"no Nix for {value!r}")
+
+
+def as_flags(study: optuna.Study, values: dict[str, Any]) -> list[str]:
+    """The same configuration as rl-train flags (floats as their shortest exact decimal)."""
     spec = spec_module.load()
-    flags = [spec.option("env.envId").flag, config.env.envId, spec.option("agent.algorithm").flag,
-             config.agent.algorithm]
-    kwargs = dict(config.agent.kwargs)
-    for path, value in sorted(values.items()):
-        if path.startswith("agent.kwargs."):
-            kwargs[path.removeprefix("agent.kwargs.")] = value
-            continue
-        shown = ",".join(map(str, value)) if isinstance(value, list) else json.dumps(value) \
-            if isinstance(value, bool) else str(value)
+    flags: list[str] = []
+    for path, value in settings_of(study, values).items():
+        if path == "agent.kwargs":
+            shown = json.dumps(value, sort_keys=True)
+        elif isinstance(value, list):
+            shown = ",".join(map(str, value))
+        else:
+            shown = json.dumps(value) if isinstance(value, bool) else repr(value) if isinstance(value, float) \
+                else str(value)
         flags += [spec.option(path).flag, shown]
-    if kwargs:
-        flags += [spec.option("agent.kwargs").flag, json.dumps(kwargs, sort_keys=True)]
     return flags
 
 

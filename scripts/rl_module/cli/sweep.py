@@ -26,9 +26,13 @@ def _sweep(config: Config, args: argparse.Namespace) -> int:
     from .. import logs, registry, sweep
 
     logs.setup(config)
+    sweep.check_names(config)
+    if args.report:  # reading a study takes its name and storage alone
+        study = sweep.existing_study(config)
+        return _finish(config, args, study, None, None)
     # Every check before any work: a bad option exits 2 here. Each trial warns about its own sampled
     # configuration when it runs.
-    space = sweep.check(config, forked=not args.report)
+    space = sweep.check(config, forked=True)
     if config.sweep.storage is not None:  # a storage of its own: checked before anything is written
         study = sweep.open_study(config, space)
     if config.registry.enable:
@@ -36,6 +40,7 @@ def _sweep(config: Config, args: argparse.Namespace) -> int:
     if config.sweep.storage is None:
         study = sweep.open_study(config, space)
     name, total = study.study_name, config.sweep.trials
+    since = len(study.get_trials(deepcopy=False))  # the trials this command's failures are counted from
     seen: list[str] = []
 
     def progress() -> None:
@@ -49,20 +54,40 @@ def _sweep(config: Config, args: argparse.Namespace) -> int:
             seen.append(line)
             print(line, file=sys.stderr, flush=True)
 
-    stopped = None if args.report else sweep.run_workers(config, progress)
+    stopped, failure = sweep.run_workers(config, progress, study, since)
+    if failure is None and stopped is None:
+        first = sweep.failing_streak(study, since, config.sweep.failureLimit)
+        ended = sum(sweep.counts(study)[k] for k in ("finished", "pruned"))
+        if first is not None:
+            failure = (f"{config.sweep.failureLimit} trials in a row failed (sweep.failureLimit from "
+                       f"{config.source('sweep.failureLimit')}), the study stops here; the first, trial "
+                       f"{first.number}: {first.user_attrs.get('error')}")
+        elif ended < total:  # never done short of the total
+            failure = f"the workers ended with {ended} of {total} trials done; run the same command again"
+    return _finish(config, args, study, stopped, failure)
+
+
+def _finish(config: Config, args: argparse.Namespace, study: Any, stopped: str | None, failure: str | None) -> int:
+    """The report (printed, and report.json with the plots in the study's folder) and the exit status."""
+    from .. import redact, sweep
+
+    name = study.study_name
     folder = Path(config.store.modelDir) / "sweeps" / name
     best = sweep.best_values(study)
     result: dict[str, Any] = {
         "study": name, "storage": sweep.where(config), "trials": sweep.report(study), "counts": sweep.counts(study),
-        "best": best, "stopped_by": stopped,
+        "best": best, "stopped_by": stopped, "failure": failure,
         "plots": sweep.plot(study, folder) if best else [],
     }
     if best:
-        result["nix"] = sweep.as_nix(best["values"])
-        result["flags"] = sweep.as_flags(config, best["values"])
+        result["nix"] = sweep.as_nix(study, best["values"])
+        result["flags"] = sweep.as_flags(study, best["values"])
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "report.json").write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
     print(json.dumps(result, default=str) if args.json else _summary(result, folder))
+    if failure:
+        print(f"rl-sweep: {redact.text(failure)}", file=sys.stderr)
+        return 1
     return 128 + signal.Signals[stopped].value if stopped else 0
 
 

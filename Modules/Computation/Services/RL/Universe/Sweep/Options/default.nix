@@ -62,6 +62,12 @@
     description = "The named space (Spaces/) that sweep.space is laid over; null: the algorithm's own; `empty`: sweep.space alone.";
     example = "ppo-zoo";
   };
+  failureLimit = {
+    type = "ints.positive";
+    default = 10;
+    description = "Trials in a row that may fail (an error, or a worker that died) before the study stops with the first one's error, exit 1: a space in which nothing can train ends instead of running forever.";
+    example = 3;
+  };
   heartbeat = {
     type = "ints.positive";
     default = 10;
