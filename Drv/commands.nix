@@ -8,8 +8,9 @@
   symlinkJoin,
   rl-module,
   environment ? { },
-  # A file outside the Nix store with the values that carry credentials (KEY=VALUE lines, as systemd's
-  # EnvironmentFile=): read by every command when it starts, its variables set unless already set.
+  # A file outside the Nix store with the values that carry credentials (KEY=VALUE lines, the subset of
+  # systemd's EnvironmentFile= that read-environment-file.sh reads): read by every command when it starts,
+  # its variables set unless already set.
   environmentFile ? null,
 }:
 
@@ -30,16 +31,13 @@ let
   setDefaults = lib.concatStringsSep " " (
     lib.mapAttrsToList (name: value: "--set-default ${lib.escapeShellArg name} ${lib.escapeShellArg value}") environment
   );
-  file = lib.escapeShellArg (toString environmentFile);
-  readEnvironmentFile = lib.optionalString (environmentFile != null) ("--run " + lib.escapeShellArg ''
-    if [ -r ${file} ]; then
-      while IFS= read -r line || [ -n "$line" ]; do
-        case "$line" in "" | "#"*) continue ;; esac
-        name=''${line%%=*}
-        [ -z "''${!name+x}" ] && export "$name=''${line#*=}"
-      done < ${file}
-    fi
-  '');
+  # The loader (read-environment-file.sh says which lines it reads, as systemd does) after the file's path.
+  readEnvironmentFile = lib.optionalString (environmentFile != null) (
+    "--run "
+    + lib.escapeShellArg (
+      "__rl_file=${lib.escapeShellArg (toString environmentFile)}\n" + builtins.readFile ./read-environment-file.sh
+    )
+  );
   wrap =
     name:
     runCommand name

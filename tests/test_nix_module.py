@@ -201,6 +201,82 @@ def test_a_wrapper_reads_the_environment_file_and_the_users_environment_wins(nix
     assert shown == f"{SECRET}|postgresql://rl:{SECRET}@db/rl|CartPole-v1"
 
 
+def environment_file_loader(nix, secrets_file: Path) -> str:
+    """The loader as a wrapper holds it (unquoted from its --run argument): code for a real bash."""
+    (wrapper,) = nix(str(ROOT / "tests/nix/wrappers.nix"), "--arg", "nixpkgsLib",
+                     str(checkout("NIXPKGS_LIB_CHECKOUT")), "--argstr", "environment", "{}", "--arg",
+                     "environmentFile", str(secrets_file))[:1]
+    return wrapper.split("--run ", 1)[1].strip()
+
+
+# Each line as systemd's EnvironmentFile= reads it: the variable and its value (None: the line sets nothing).
+ENVIRONMENT_FILE_LINES = [
+    ("A=plain", "A", "plain"),
+    ("B = spaced  ", "B", "spaced"),
+    ("  C=  leading and inner  blanks  ", "C", "leading and inner  blanks"),
+    ("export D=exported", "D", "exported"),
+    ('E="quoted value"', "E", "quoted value"),
+    ("F='single $HOME `x` \\n'", "F", "single $HOME `x` \\n"),
+    ('G="esc \\" \\\\ \\$HOME \\` \\n"', "G", 'esc " \\ $HOME ` \\n'),
+    ("H=back\\slash\\ kept\\ ", "H", "backslash kept "),
+    ("I=$(touch pwned) `touch pwned` $HOME", "I", "$(touch pwned) `touch pwned` $HOME"),
+    ("J=a=b;c#d", "J", "a=b;c#d"),
+    ("K=", "K", ""),
+    ("PATH[$(touch pwned)0]=1", None, None),
+    ("1ABC=x", None, None),
+    ("L M=x", None, None),
+    ("; a comment", None, None),
+    ("# a comment", None, None),
+    ("   # an indented comment", None, None),
+    ("no equals sign", None, None),
+]
+
+
+@pytest.mark.parametrize("line,name,value", ENVIRONMENT_FILE_LINES, ids=[line for line, _, _ in ENVIRONMENT_FILE_LINES])
+def test_the_environment_file_loader_reads_each_line_as_systemd_does(nix, tmp_path, line, name, value):
+    """One line in the file, the loader run by a real bash (with -e, as a wrapper runs it): the variable it
+    sets, with systemd's value; nothing it reads is run ($(...), backquotes, array subscripts in names); a
+    line systemd skips is skipped with a warning that names the line, never its content."""
+    secrets_file = tmp_path / "rl.env"
+    secrets_file.write_text(f"{line}\nAFTER=still read\n")
+    script = f"eval {environment_file_loader(nix, secrets_file)}\nenv -0"
+    done = subprocess.run(["bash", "-e", "-c", script], capture_output=True, text=True, cwd=tmp_path,
+                          env={"PATH": os.environ["PATH"]}, check=False)
+    assert done.returncode == 0, done.stderr
+    seen = dict(entry.split("=", 1) for entry in done.stdout.split("\0") if "=" in entry)
+    assert seen["AFTER"] == "still read"
+    assert not (tmp_path / "pwned").exists()
+    if name is not None:
+        assert seen[name] == value
+        assert done.stderr == ""
+    else:
+        assert set(seen) - {"PATH", "PWD", "SHLVL", "_", "OLDPWD"} == {"AFTER"}, seen
+        assert seen["PATH"] == os.environ["PATH"]
+        if not line.lstrip().startswith(("#", ";")):
+            assert "rl.env, line 1:" in done.stderr and line not in done.stderr, done.stderr
+
+
+def test_the_environment_file_loader_stops_at_a_value_that_goes_on_past_its_line(nix, tmp_path):
+    """A quoted value left open (systemd reads on into the next line): outside the subset, so the command
+    stops with exit 2 naming the line, rather than run with a value other than the service's."""
+    secrets_file = tmp_path / "rl.env"
+    secrets_file.write_text('A=1\nPGPASSWORD="s3cret\nmore"\n')
+    done = subprocess.run(["bash", "-e", "-c", f"eval {environment_file_loader(nix, secrets_file)}\necho ran"],
+                          capture_output=True, text=True, env={"PATH": os.environ["PATH"]}, check=False)
+    assert done.returncode == 2 and "ran" not in done.stdout
+    assert "rl.env, line 2: the value of PGPASSWORD goes on past its line" in done.stderr
+    assert "s3cret" not in done.stderr
+
+
+def test_a_later_line_wins_and_the_environment_wins_over_the_file(nix, tmp_path):
+    secrets_file = tmp_path / "rl.env"
+    secrets_file.write_text("A=first\nA=second\nB=from the file\n")
+    script = f"eval {environment_file_loader(nix, secrets_file)}\necho \"$A|$B\""
+    done = subprocess.run(["bash", "-e", "-c", script], capture_output=True, text=True, check=True,
+                          env={"B": "from the environment", "PATH": os.environ["PATH"]})
+    assert done.stdout.strip() == "second|from the environment"
+
+
 def units(nix, settings: dict[str, Any], target: str = "nixos") -> dict[str, Any]:
     evaluated = nix(str(ROOT / "tests/nix/eval-module.nix"), "--arg", "nixpkgsLib",
                     str(checkout("NIXPKGS_LIB_CHECKOUT")), "--argstr", "target", target, "--argstr", "settings",
