@@ -376,3 +376,50 @@ def test_a_big_batch_parsed_in_pieces_gives_what_one_json_loads_gives():
             assert len(body) > PIECE_BYTES
             assert outcome(lambda b: parse(b, box.dtype), body) == outcome(json.loads, body), text[:40]
     assert isinstance(parse(rows.encode(), box.dtype), np.ndarray)  # the pieces were taken
+
+
+def test_half_sent_bodies_at_the_connection_limit_never_lock_out_healthz(tmp_path):
+    """A server at infer.maxConnections with requests whose heads are whole and whose bodies never come (a head
+    with Content-Length: 100000, then a byte): a new connection closes the one that has waited longest for its
+    client, with a 503, so /healthz and /readyz still answer every probe. (Before, such connections were never
+    closed to make room, and every new connection, probes included, was closed at once.)"""
+    server = Server(tmp_path / "r.db", "--max-connections", "20", "--request-timeout", "60", cwd=tmp_path)
+    slow: list[socket.socket] = []
+
+    def head_read(sock: socket.socket) -> bytes:
+        answer = b""
+        while b"\r\n\r\n" not in answer and (chunk := sock.recv(4096)):
+            answer += chunk
+        return answer
+
+    try:
+        def slow_client() -> None:
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+            slow.append(sock)
+            # The server says 100 Continue once the application waits for the body: the request is under way.
+            sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\nExpect: 100-continue\r\n\r\n")
+            assert head_read(sock).startswith(b"HTTP/1.1 100 ")
+            sock.sendall(b"[")
+
+        def probes() -> None:
+            for path in ("/healthz", "/readyz") * 3:
+                status, body = server.request("GET", path)  # a new connection each
+                assert (status, body["status"]) == ((200, "ok") if path == "/healthz" else (503, "waiting")), body
+
+        for _ in range(20):  # as many as the server keeps open
+            slow_client()
+        probes()  # the first makes room (which stays: each probe's connection closes after its answer)
+        for _ in range(5):  # the first takes that room, each of the others makes room for itself
+            slow_client()
+        probes()
+        for sock in slow[:6]:  # the oldest made room, told why, then closed
+            assert head_read(sock).startswith(b"HTTP/1.1 503 ")
+    finally:
+        try:
+            stderr = server.stop()  # SIGTERM: the requests whose bodies are still coming do not hold it up
+        finally:
+            server.process.kill()
+    assert all(head_read(sock).startswith(b"HTTP/1.1 503 ") for sock in slow[6:])
+    for sock in slow:
+        sock.close()
+    assert "Traceback" not in stderr

@@ -274,6 +274,10 @@ def parse(body: bytes, dtype: Any = None) -> Any:
     return json.loads(body)
 
 
+class _ClientGone(Exception):
+    """The connection closed before the request's body was whole."""
+
+
 @dataclass(frozen=True)
 class Limits:
     """What one client may take of the server (infer.maxBodyBytes, requestTimeout, workers)."""
@@ -308,6 +312,8 @@ def app(swap: Hotswap, instruments: _Instruments, limits: Limits) -> Callable[..
         chunks, size = [], 0
         while True:
             message = await receive()
+            if message["type"] == "http.disconnect":  # closed (evicted, timed out) before its body was whole
+                raise _ClientGone
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > max_body:
@@ -356,7 +362,10 @@ def app(swap: Hotswap, instruments: _Instruments, limits: Limits) -> Callable[..
     async def predict(scope: dict[str, Any], receive: Any, send: Any, started: float) -> None:
         headers = dict(scope["headers"])
         declared = headers.get(b"content-length")
-        body = await read_body(receive, int(declared) if declared and declared.isdigit() else None)
+        try:
+            body = await read_body(receive, int(declared) if declared and declared.isdigit() else None)
+        except _ClientGone:
+            return  # no one to answer
         if body is None:
             await respond(send, 413, {"error": f"body over the limit of {max_body} bytes (infer.maxBodyBytes)"},
                           "/predict", started)
@@ -400,31 +409,40 @@ def app(swap: Hotswap, instruments: _Instruments, limits: Limits) -> Callable[..
 
 def _guarded_protocol(max_connections: int, request_timeout: float) -> type:
     """uvicorn's HTTP/1.1 protocol with what it lacks against slow or idle clients. Past `max_connections`,
-    a new connection closes the longest-idle one (no request under way), or itself when every one is busy:
-    file descriptors stay bounded, and idle sockets cannot lock out /healthz. A request (head and body)
-    not whole within `request_timeout` seconds of its first byte — or of the connection, for the first —
-    gets 408 and the connection is closed. (uvicorn itself times out only idle keep-alive connections.)
-    The deadline is one timer per request, armed only while a request is incomplete: a keep-alive client
-    sending whole requests costs nothing (bench/serve.py)."""
+    a new connection closes the one that has waited longest for its client: idle since its last answer (or
+    since it was made), or with a request whose head or body is still coming (that one gets 503 first).
+    A connection whose request is whole and being answered is never closed; when every other one is, the
+    new one goes. File descriptors stay bounded, and neither idle sockets nor half-sent bodies (a head with
+    a Content-Length, then a byte a second) can lock out /healthz: a probe's connection is the newest, and
+    its request is whole at once. The oldest is found in constant time: clients that connect again as fast
+    as they are closed make the server do this for every connection (bench/serve_slow_clients.py).
+    A request (head and body) not whole within `request_timeout` seconds of its first byte — or of the
+    connection, for the first — gets 408 and the connection is closed. (uvicorn itself times out only idle
+    keep-alive connections.) The deadline is one timer per request, armed only while a request is
+    incomplete: a keep-alive client sending whole requests costs nothing (bench/serve.py)."""
+    from collections import OrderedDict
+
     from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    # The open connections, by whom they wait for: their client (a request, or the rest of one), oldest wait
+    # first; or the server (a whole request being answered). One being closed leaves at once: it may stay in
+    # uvicorn's own set for a while.
+    waiting: OrderedDict[Any, None] = OrderedDict()
+    answering: set[Any] = set()
 
     class GuardedH11Protocol(H11Protocol):
         _deadline: Any = None
-        _idle_since = 0.0
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
-            self._idle_since = self.loop.time()
-            if len(self.connections) > max_connections:
-                # Connections accepted together arrive before the closed ones leave the set: count the open.
-                live: list[Any] = [c for c in self.connections
-                                   if isinstance(c, GuardedH11Protocol) and not c.transport.is_closing()]
-                idle = sorted((c for c in live if c is not self and c._idle()), key=lambda c: c._idle_since)
-                for victim in idle[:max(len(live) - max_connections, 0)]:
-                    victim.transport.close()
-                if len(live) - len(idle) > max_connections:  # every other one is busy: this one goes
+            waiting[self] = None
+            while len(waiting) + len(answering) > max_connections:
+                oldest = next(iter(waiting))
+                if oldest is self:  # every other one is being answered: this one goes
+                    self._forget()
                     transport.close()
                     return
+                oldest._evict()
             self._arm()
 
         def _idle(self) -> bool:
@@ -434,22 +452,56 @@ def _guarded_protocol(max_connections: int, request_timeout: float) -> type:
             """A request head, or the rest of a body, is awaited."""
             return self._idle() or self.cycle.more_body
 
+        def _forget(self) -> None:
+            waiting.pop(self, None)
+            answering.discard(self)
+
+        def _evict(self) -> None:
+            """Closed to make room; a request under way (its body still coming) hears why first."""
+            self._forget()
+            if not self._idle() and not self.cycle.response_started:
+                self.transport.write(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close"
+                                     b"\r\nretry-after: 1\r\n\r\n")
+            self.transport.close()
+
         def data_received(self, data: bytes) -> None:
             super().data_received(data)
             cycle = self.cycle  # _incomplete(), inlined: this runs for every request
             if cycle is None or cycle.response_complete or cycle.more_body:
                 if self._deadline is None:
                     self._arm()
-            elif self._deadline is not None:
-                self._disarm()
+            else:
+                if self._deadline is not None:
+                    self._disarm()
+                if self in waiting:  # whole: the server's turn
+                    del waiting[self]
+                    answering.add(self)
 
         def on_response_complete(self) -> None:
-            super().on_response_complete()
-            self._idle_since = self.loop.time()
+            super().on_response_complete()  # may start a pipelined request already whole
+            self._forget()
+            if not self.transport.is_closing():
+                if self._incomplete():
+                    waiting[self] = None  # the newest wait
+                else:
+                    answering.add(self)
             if self._deadline is not None:
                 self._disarm()  # uvicorn's keep-alive timeout takes over
 
+        def shutdown(self) -> None:
+            """On SIGTERM uvicorn lets requests under way finish: one whose body is still coming would hold the
+            process until its deadline. It is closed at once, told why."""
+            if self.cycle is not None and self.cycle.more_body and not self.cycle.response_started:
+                self._evict()
+            else:
+                super().shutdown()
+
+        def handle_websocket_upgrade(self, event: Any) -> None:
+            self._forget()  # the connection goes to a WebSocket protocol (which the application refuses)
+            super().handle_websocket_upgrade(event)
+
         def connection_lost(self, exc: Exception | None) -> None:
+            self._forget()
             self._disarm()
             super().connection_lost(exc)
 
@@ -465,6 +517,7 @@ def _guarded_protocol(max_connections: int, request_timeout: float) -> type:
         def _expire(self) -> None:
             self._deadline = None
             if self._incomplete() and not self.transport.is_closing():
+                self._forget()
                 self.transport.write(b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
                 self.transport.close()
 
