@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import agent, env, eval, obs, redact, registry, stopping, store
-from .config import Config, Setting, flatten
+from .config import Config, Failure, Setting, flatten
 from .databases import is_url
 from .env import EnvInfo
 from .logs import event
@@ -440,6 +440,10 @@ def train(plan: Plan) -> TrainResult:
                     except stopping.Stopped:
                         uploader.finish(run, succeeded=False, timeout=0.0)  # at once: the queue is listed
                         raise
+                    except Exception as error:
+                        if not _disk_full(error):
+                            raise
+                        raise _out_of_space(run, config, resume, error) from None
                     finally:
                         # A no-op after a finished run; else ends the remote run, bounded when stopping.
                         uploader.finish(run, succeeded=False, timeout=store.STOP_UPLOAD_S if stop.requested else 300.0)
@@ -450,6 +454,40 @@ def train(plan: Plan) -> TrainResult:
         finally:
             venv.close()
             eval_venv.close()
+
+
+def _disk_full(error: BaseException) -> bool:
+    import errno
+    import sqlite3
+
+    if isinstance(error, OSError):
+        return error.errno in (errno.ENOSPC, errno.EDQUOT)
+    return isinstance(error, sqlite3.OperationalError) and "disk is full" in str(error)
+
+
+def _out_of_space(run: store.Run, config: Config, resume: Resume | None, error: BaseException) -> Failure:
+    """A full disk during training: what was saved stays (the newest model to resume from), result.json
+    says so when it still fits (a failed write removed its partial file), and the message says how to go on."""
+    newest = store.newest_model(run)
+    resume_command = f"rl-train --resume {run.directory.resolve()}"
+    kept = (f"the newest saved model is {newest[0]} ({newest[1]:,} steps)" if newest
+            else "no model was saved yet")
+    previous = (resume.previous or {}) if resume else {}
+    carried = ("started_at", "segments", "evaluations", "threshold_reached_at", "threshold_reached_steps")
+    record: dict[str, Any] = {key: previous[key] for key in carried if key in previous}
+    record.update(run_id=run.id, run_dir=str(run.directory), status="failed", error=f"disk full: {error}",
+                  timesteps=newest[1] if newest else 0, total_timesteps=config.train.totalTimesteps,
+                  model_path=str(newest[0]) if newest else None, resume=resume_command if newest else None)
+    try:
+        store.write_json(run.directory / store.RESULT_FILE, redact.value(record))
+        written = f"; {store.RESULT_FILE} says so"
+    except OSError:
+        written = f"; {store.RESULT_FILE} did not fit either"
+    go_on = f"free some space, then resume: {resume_command}" if newest else "free some space and train again"
+    log.error("disk full in run %s: %s", run.id, error, extra=event("rl.run.disk_full", run_id=run.id))
+    why = error.strerror if isinstance(error, OSError) else str(error)
+    return Failure(f"the disk is full ({why}, writing in {getattr(error, 'filename', None) or run.directory}): "
+                   f"what was saved is kept, {kept}{written}; {go_on}")
 
 
 def _restore_replay(model: Any, model_path: Path) -> None:
