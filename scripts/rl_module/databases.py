@@ -103,6 +103,7 @@ class Database(Protocol):
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
     def begin(self) -> None: ...
+    def check_writable(self) -> None: ...
     def commit(self) -> None: ...
     def rollback(self) -> None: ...
     def ddl(self, statement: str) -> str: ...
@@ -176,6 +177,11 @@ class SQLite:
             if "readonly" in str(error):  # made read-only since it was opened
                 raise self._refusal(f"this user cannot write it ({error})") from None
             raise
+
+    def check_writable(self) -> None:
+        """ReadOnly now, for a command that will write later (rl-train records its models at the end)."""
+        if self.read_only is not None:
+            raise self._refusal(self.read_only)
 
     def _refusal(self, why: str) -> ReadOnly:
         return ReadOnly(f"cannot write the registry {self.path}: {why}; a command that records, validates or "
@@ -323,6 +329,9 @@ class PostgreSQL:
 
     def begin(self) -> None:
         self.db.execute("BEGIN")
+
+    def check_writable(self) -> None:
+        pass  # the server decides at each write (a role's rights); its refusal says so itself
 
     def commit(self) -> None:
         self.db.execute("COMMIT")
