@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import pickle
 import re
 from pathlib import Path
 from typing import Any
@@ -109,16 +108,16 @@ def test_normalization_statistics_are_saved_beside_every_model_and_restored(tmp_
     models = [run_dir / "model.zip", run_dir / "best_model.zip", *sorted((run_dir / "checkpoints").glob("*.zip"))]
     assert len(models) >= 4
     for model in models:
-        assert model.with_name(model.name.removesuffix(".zip") + ".vecnormalize.pkl").is_file(), model
-    with open(run_dir / "model.vecnormalize.pkl", "rb") as handle:
-        saved = pickle.load(handle)
-    assert saved.obs_rms.count > 1000 and not np.allclose(saved.obs_rms.mean, 0)
+        assert model.with_name(model.name.removesuffix(".zip") + ".stats.npz").is_file(), model
+    with np.load(run_dir / "model.stats.npz", allow_pickle=False) as saved:  # plain arrays, no pickle
+        mean, count = saved["obs_mean"], saved["obs_count"]
+    assert count > 1000 and not np.allclose(mean, 0)
 
     from rl_module import env, obs
 
     config, _ = EVAL.configure(["--normalize", "both"], {})
-    restored = obs.restore(env.make(config, 1, 0), config, (run_dir / "model.vecnormalize.pkl").read_bytes())
-    assert np.allclose(restored.obs_rms.mean, saved.obs_rms.mean)
+    restored = obs.restore(env.make(config, 1, 0), config, (run_dir / "model.stats.npz").read_bytes())
+    assert np.allclose(restored.obs_rms.mean, mean) and restored.obs_rms.count == count
     assert restored.training is False and restored.norm_reward is False
 
 

@@ -45,7 +45,7 @@ def test_the_statistics_beside_a_model_have_their_own_checksum(validated):
     db, model_id, result = validated
     with Registry(db) as registry:
         row = registry.get(model_id)
-    stats = Path(result["model_path"]).with_name("model.vecnormalize.pkl")
+    stats = Path(result["model_path"]).with_name("model.stats.npz")
     import hashlib
 
     assert row.stats_sha256 == hashlib.sha256(stats.read_bytes()).hexdigest()
@@ -56,11 +56,11 @@ def test_the_statistics_beside_a_model_have_their_own_checksum(validated):
 def test_crafted_statistics_beside_a_validated_model_are_refused_and_never_run(validated, name, args, tmp_path):
     db, model_id, result = validated
     marker = tmp_path / "payload-ran"
-    Path(result["model_path"]).with_name("model.vecnormalize.pkl").write_bytes(pickle.dumps(Payload(marker)))
+    Path(result["model_path"]).with_name("model.stats.npz").write_bytes(pickle.dumps(Payload(marker)))
     target = ("--model-id", str(model_id)) if name != "rl-load-best" else ()
     done = command(name, "--registry-db", str(db), *target, *args, cwd=tmp_path)
     assert done.returncode == 1, done.stderr
-    assert "model.vecnormalize.pkl does not match the checksum recorded" in done.stderr
+    assert "model.stats.npz does not match the checksum recorded" in done.stderr
     assert not marker.exists()
 
 
@@ -344,7 +344,7 @@ def test_loading_refuses_rows_whose_files_lie_outside_the_model_folder(validated
     db, model_id, result = validated
     models = (tmp_path / "models").resolve()
     model = Path(result["model_path"])
-    stats = model.with_name("model.vecnormalize.pkl")
+    stats = model.with_name("model.stats.npz")
     elsewhere = (tmp_path / "elsewhere").resolve()
     elsewhere.mkdir()
     shutil.copy2(model, elsewhere / model.name)

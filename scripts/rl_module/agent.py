@@ -192,10 +192,13 @@ def fuse_optimizers(model: BaseAlgorithm) -> None:
 def resume(path: str | Path, config: Config, venv: VecEnv, *, seed: int, device: str) -> BaseAlgorithm:
     """A saved model, ready to go on learning in `venv`: its hyperparameters, optimizer state and step
     count are the saved ones (SB3's load)."""
-    from .env import user_code_on_path
+    from . import artifact
+    from .feature import custom_class
 
-    user_code_on_path()
-    model = algorithm_class(config.agent.algorithm).load(str(path), env=venv, device=device)
+    # The run's own folder, on the host that trains it: its configuration names the encoder's class.
+    encoder = custom_class(config) if config.feature.encoder == "custom" else None
+    model = artifact.load(Path(path).read_bytes(), config.agent.algorithm, device=device, custom_class=encoder,
+                          env=venv)
     model.set_random_seed(seed)
     # SB3's load restores the optimizer's saved settings, fused or not; a run saved before the option existed
     # (its config.json without it, so the default) is switched here.
@@ -204,12 +207,20 @@ def resume(path: str | Path, config: Config, venv: VecEnv, *, seed: int, device:
     return model
 
 
-def load(data: bytes, algorithm: str, device: str = "auto") -> BaseAlgorithm:
+def load(data: bytes, config: Config, device: str = "auto") -> BaseAlgorithm:
     """A saved model from its bytes: the ones its checksum was checked on (never the file reopened by
-    name, which could have been replaced in between)."""
-    import io
+    name, which could have been replaced in between), rebuilt from its description: nothing in it is
+    unpickled (artifact.py)."""
+    from . import artifact
 
-    from .env import user_code_on_path
+    return artifact.load(data, config.agent.algorithm, device=device, custom_class=trusted_custom_class(config))
 
-    user_code_on_path()  # a custom encoder or env class of the model is imported from the current folder too
-    return algorithm_class(algorithm).load(io.BytesIO(data), device=device)
+
+def trusted_custom_class(config: Config) -> type | None:
+    """A custom encoder's class, for loading a model trained with one: only the one this host's own
+    configuration names (a flag, the environment, Nix), never one a model's run or registry row names."""
+    if config.feature.encoder != "custom" or not config.source("feature.customClass").startswith(("flag", "env")):
+        return None
+    from .feature import custom_class
+
+    return custom_class(config)

@@ -89,7 +89,7 @@ def evaluate_file(config: Config, files: ModelBytes, video: Path | None = None) 
         video.mkdir(parents=True, exist_ok=True)
     venv = obs.restore(eval_env(config, config.env.seed, video), config, files.stats)
     try:
-        model = agent.load(files.model, config.agent.algorithm, device="cpu")
+        model = agent.load(files.model, config, device="cpu")
         _check_fits(model, venv, config, model_path)
         return evaluate(model, venv, config.eval.episodes, config.eval.deterministic)
     finally:

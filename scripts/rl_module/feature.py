@@ -53,7 +53,7 @@ class TransformerEncoder(BaseFeaturesExtractor):
         return self.norm(encoded.mean(dim=1))
 
 
-def _custom_class(config: Config) -> type:
+def custom_class(config: Config) -> type:
     from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
     name = config.feature.customClass
@@ -96,5 +96,5 @@ def policy_kwargs(config: Config, observation_space: gym.Space[Any]) -> dict[str
             raise config.refuse("feature.encoder", f"reads Box observations, and these are {observations}")
         return {"features_extractor_class": TransformerEncoder,
                 "features_extractor_kwargs": {"features_dim": dim or TRANSFORMER_DEFAULT_DIM}}
-    cls = _custom_class(config)
+    cls = custom_class(config)
     return {"features_extractor_class": cls, "features_extractor_kwargs": {"features_dim": dim} if dim else {}}

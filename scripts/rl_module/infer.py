@@ -92,14 +92,12 @@ class Predictor:
     normalization applied. Frame stacking is the caller's: send stacked observations."""
 
     def __init__(self, located: Located) -> None:
-        import pickle
-
-        from . import agent
+        from . import agent, artifact
 
         self.located = located
         config = located.config
         self.device = agent.device(config, "infer.device")
-        self.model: BaseAlgorithm = agent.load(located.files.model, config.agent.algorithm, device=self.device)
+        self.model: BaseAlgorithm = agent.load(located.files.model, config, device=self.device)
         self.model.policy.set_training_mode(False)
         import torch
         from gymnasium import spaces
@@ -113,8 +111,8 @@ class Predictor:
         self._batch_shape = (-1, *(space.shape or ()))
         self._action_shape = (-1, *(self._policy.action_space.shape or ()))
         self.observation_space = self.model.observation_space
-        # The statistics are unpickled from the bytes checked with the model, never reopened by name.
-        self.normalizer = pickle.loads(located.files.stats) if located.files.stats is not None else None
+        # The statistics are read (as plain arrays) from the bytes checked with the model, never reopened by name.
+        self.normalizer = artifact.normalizer(located.files.stats) if located.files.stats is not None else None
         self.deterministic = bool(located.config.eval.deterministic)
         self._act, self._finish = self._action_function()
 

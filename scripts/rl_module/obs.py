@@ -2,7 +2,7 @@
 
 Frame stacking (VecFrameStack) comes first, normalization (VecNormalize) last, as RL Zoo does. The
 normalization statistics are part of the model: they are saved beside every model and checkpoint
-(`<model>.vecnormalize.pkl`) and restored by evaluation and inference.
+(`<model>.stats.npz`, plain arrays: see artifact.py) and restored by evaluation and inference.
 """
 
 from __future__ import annotations
@@ -10,19 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import artifact
+from .artifact import STATS_SUFFIX, stats_path
 from .config import Config
 
 if TYPE_CHECKING:
     import gymnasium as gym
     from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
-STATS_SUFFIX = ".vecnormalize.pkl"
-
-
-def stats_path(model_path: str | Path) -> Path:
-    """Where the normalization statistics of a model live: model.zip -> model.vecnormalize.pkl."""
-    path = Path(model_path)
-    return path.with_name(path.name.removesuffix(".zip") + STATS_SUFFIX)
+__all__ = ["STATS_SUFFIX", "check", "normalizer", "restore", "resume", "stats_bytes", "stats_path", "wrap"]
 
 
 def check(config: Config, observation_space: gym.Space[Any]) -> None:
@@ -71,24 +67,17 @@ def normalizer(venv: VecEnv) -> VecNormalize | None:
 
 
 def stats_bytes(venv: VecEnv) -> bytes | None:
-    """The pickled VecNormalize statistics (what VecNormalize.save writes), or None without one."""
-    import pickle
-
-    found = normalizer(venv)
-    return None if found is None else pickle.dumps(found)
+    """The VecNormalize statistics as plain arrays (artifact.stats_bytes), or None without one."""
+    return artifact.stats_bytes(venv)
 
 
 def restore(venv: VecEnv, config: Config, stats: bytes | None) -> VecEnv:
     """Wrap an env for a trained model: frame stacking, and the model's statistics (the bytes saved beside
-    it, read and checked with it: see registry.read_verified), frozen."""
-    import pickle
-
+    it, read and checked with it: see registry.read_verified), frozen, rewards raw."""
     venv = _stack(venv, config)
     if stats is None:
         return venv
-    normalized = pickle.loads(stats)  # what VecNormalize.load does, from bytes already checked
-    normalized.set_venv(venv)
-    normalized.training = False
+    normalized = artifact.restore_stats(stats, venv, training=False)
     normalized.norm_reward = False
     return normalized
 
@@ -96,12 +85,13 @@ def restore(venv: VecEnv, config: Config, stats: bytes | None) -> VecEnv:
 def resume(venv: VecEnv, config: Config, model_path: str | Path) -> VecEnv:
     """Wrap an env to continue training a saved model: frame stacking, and the statistics saved beside
     `model_path`, still learning (a resumed run goes on updating them where it stopped)."""
-    from stable_baselines3.common.vec_env import VecNormalize
-
     path = stats_path(model_path)
     if config.obs.normalize == "none" or not path.exists():
+        if config.obs.normalize != "none" and artifact.pickled_stats_path(model_path).exists():
+            raise artifact.ArtifactError(f"{model_path}: its normalization statistics are a pickle (saved by an older "
+                                         "rl-module); convert the model first: rl-registry-convert --model-path "
+                                         f"{model_path}")
         return wrap(venv, config, training=True)
-    normalized = VecNormalize.load(str(path), _stack(venv, config))
-    normalized.training = True
+    normalized = artifact.restore_stats(path.read_bytes(), _stack(venv, config), training=True)
     normalized.norm_reward = config.obs.normalize in ("reward", "both")
     return normalized

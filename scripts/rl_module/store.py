@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import io
 import json
 import logging
 import os
@@ -176,16 +175,17 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def save_model(model: BaseAlgorithm, path: Path, venv: VecEnv | None = None, replay: bool = False) -> SavedModel:
-    """Save a model atomically, and first what it needs beside it: its normalization statistics and,
-    with `replay` (an off-policy algorithm), its replay buffer."""
+    """Save a model atomically, and first what it needs beside it: its normalization statistics (plain
+    arrays) and, with `replay` (an off-policy algorithm), its replay buffer. The model file carries its
+    description (artifact.py), which names the statistics by sha256: what loads it never unpickles."""
+    from . import artifact
+
     stats = obs.stats_bytes(venv) if venv is not None else None
     stats_digest = atomic_write(obs.stats_path(path), stats) if stats is not None else None
     if replay and getattr(model, "replay_buffer", None) is not None:
         with atomic_file(replay_path(path)) as handle:  # streamed: a buffer can be gigabytes
             model.save_replay_buffer(handle)  # type: ignore[attr-defined]
-    buffer = io.BytesIO()
-    model.save(buffer)
-    digest = atomic_write(path, buffer.getvalue())
+    digest = atomic_write(path, artifact.model_bytes(model, stats_digest))
     return SavedModel(path, digest, int(model.num_timesteps), stats_digest)
 
 
