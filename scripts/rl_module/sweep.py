@@ -38,7 +38,6 @@ from . import spec as spec_module
 from .config import Config, UsageError
 from .databases import is_url
 from .logs import event
-from .redact import url as masked_url
 
 if TYPE_CHECKING:
     import optuna
@@ -273,6 +272,10 @@ def transient(error: BaseException) -> bool:
         if isinstance(seen, (exc.OperationalError, exc.InterfaceError)) or \
                 isinstance(seen, exc.DBAPIError) and seen.connection_invalidated:
             return True
+        # The drivers' own (the registry speaks psycopg and sqlite3 directly): a connection lost or refused.
+        if any(kind.__name__ in ("OperationalError", "InterfaceError") and kind.__module__.startswith(
+                ("psycopg", "sqlite3")) for kind in type(seen).__mro__):
+            return True
         seen = seen.__cause__ or seen.__context__
     return False
 
@@ -310,8 +313,11 @@ def retrying_storage() -> type:
                     wait = min(wait * 2, RETRY_MAX_WAIT_S)
         return call
 
+    # Its public calls, and the two that Optuna's cache and fail_stale_trials call from outside (a call that
+    # takes a session runs inside one of these, and is not tried again on its own).
     names = [name for name, member in vars(RDBStorage).items() if callable(member)
-             and not name.startswith("_") and name not in ("record_heartbeat", "remove_session")]
+             and (not name.startswith("_") or name in ("_get_trials", "_get_stale_trial_ids"))
+             and name not in ("record_heartbeat", "remove_session")]
     storage_class = type("RetryingStorage", (RDBStorage,), {n: retried(getattr(RDBStorage, n)) for n in names})
     storage_class.__module__ = __name__
     _retrying.append(storage_class)
@@ -410,7 +416,7 @@ def check_names(config: Config) -> None:
             close = difflib.get_close_matches(scheme.lower(), schemes, n=1, cutoff=0.6)
             hint = f" (did you mean {close[0]}://?)" if close else ""
             allowed = ", ".join(f"{s}://" for s in schemes)
-            raise UsageError(f"option {path} from {config.source(path)}: {redact.url(str(value))!r} has an unknown "
+            raise UsageError(f"option {path} from {config.source(path)}: {redact.text(str(value))!r} has an unknown "
                              f"scheme {scheme}://{hint}; expected {allowed} or a SQLite file path")
         if path == "registry.dbPath" or scheme.lower() in ("postgresql", "postgres"):
             from . import databases
@@ -612,6 +618,11 @@ def _trial(config: Config, study: optuna.Study, trial: optuna.Trial, space: dict
         raise
     except Exception as error:  # one trial's failure (a combination the algorithm refuses): recorded
         message = redact.text(f"{type(error).__name__}: {error}")
+        if transient(error):  # the registry's database away mid-trial: no verdict on the values; run them again
+            log.warning("trial %d: the database was away (%s); queued again", trial.number, _first_line(error),
+                        extra=event("rl.trial.failed", trial=trial.number))
+            _tell_again(study, trial, f"{DATABASE_AWAY}: {message}"[:500])
+            return
         trial.set_user_attr("error", message[:500])
         log.warning("trial %d failed: %s", trial.number, message, extra=event("rl.trial.failed", trial=trial.number))
         study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
@@ -621,6 +632,7 @@ def _trial(config: Config, study: optuna.Study, trial: optuna.Trial, space: dict
 
 STOPPED = "stopped by a signal"
 STOPPED_AT_ONCE = "stopped by a second signal"
+DATABASE_AWAY = "the database was away"
 DIED = "its worker died"
 
 
@@ -649,7 +661,8 @@ def failing_streak(study: optuna.Study, since: int, limit: int) -> optuna.trial.
     ended = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
                                                                  TrialState.FAIL))
              if t.number >= since and not t.user_attrs.get(SURPLUS)
-             and (t.state != TrialState.FAIL or t.user_attrs.get("error") not in (None, STOPPED, STOPPED_AT_ONCE))]
+             and (t.state != TrialState.FAIL or t.user_attrs.get("error") not in (None, STOPPED, STOPPED_AT_ONCE)
+                  and not str(t.user_attrs.get("error")).startswith(DATABASE_AWAY))]
     last = sorted(ended, key=lambda t: t.number)[-limit:]
     if len(last) == limit and all(t.state == TrialState.FAIL for t in last):
         return last[0]
@@ -729,9 +742,9 @@ def check(config: Config, forked: bool = False) -> dict[str, dict[str, Any]]:
     context = forkserver()
     results, sent = context.Pipe(duplex=False)
     checking = context.Process(target=_checked, args=(config, sent), name="rl-sweep-check")
-    checking.start()
-    sent.close()
     try:
+        checking.start()  # waits for the forkserver's imports
+        sent.close()
         # What opening the study needs next, imported here while the forked process imports torch; nothing
         # is opened before the checks have passed.
         for module in STORAGE_IMPORTS:
@@ -744,7 +757,8 @@ def check(config: Config, forked: bool = False) -> dict[str, dict[str, Any]]:
                 from None
         checking.join()
     except BaseException:  # Ctrl-C meanwhile: the checks end here, without a word of their own
-        checking.kill()
+        if checking.pid is not None:
+            checking.kill()
         raise
     if refused is not None:
         raise UsageError(refused)
@@ -784,7 +798,8 @@ def _checked(config: Config, sent: Any) -> None:
         answer: tuple[Any, str | None] = (_check_all(config), None)
     except UsageError as error:
         answer = (None, str(error))
-    sent.send(answer)
+    with contextlib.suppress(OSError):  # rl-sweep gone meanwhile (a Ctrl-C while it started): no one to tell
+        sent.send(answer)
 
 
 def run_workers(config: Config, progress: Any, study: optuna.Study, since: int) -> tuple[str | None, str | None]:
@@ -1082,4 +1097,5 @@ def plot(study: optuna.Study, folder: Path) -> list[str]:
 
 
 def where(config: Config) -> str:
-    return masked_url(config.sweep.storage or config.registry.dbPath)
+    """The study's storage as it may be printed: credentials masked, even in a URL that does not parse."""
+    return redact.text(str(config.sweep.storage or config.registry.dbPath))
