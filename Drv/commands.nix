@@ -24,6 +24,8 @@ let
     "rl-registry-prune"
     "rl-registry-copy"
     "rl-registry-rules"
+    "rl-registry-convert"
+    "rl-keygen"
     "rl-sweep"
     "rl-load-best"
     "introspect-options"

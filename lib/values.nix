@@ -63,6 +63,7 @@ let
   toNix = v:
     if builtins.isBool v then (if v then "true" else "false")
     else if v == null then "null"
+    else if v == [ ] then "[ ]"
     else if builtins.isList v then "[ ${builtins.concatStringsSep " " (map toNix v)} ]"
     else if v == { } then "{ }"
     else if builtins.isAttrs v then

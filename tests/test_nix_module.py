@@ -141,8 +141,9 @@ def test_the_flake_evaluates_through_flake_parts(nix):
         return json.loads(result.stdout)
 
     assert flake_eval("packages.x86_64-linux", "builtins.attrNames") == sorted(
-        ["default", "introspect-options", "rl-eval", "rl-infer", "rl-load-best", "rl-registry-list",
-         "rl-registry-copy", "rl-registry-prune", "rl-registry-rules", "rl-registry-validate", "rl-sweep", "rl-train"])
+        ["default", "introspect-options", "rl-eval", "rl-infer", "rl-keygen", "rl-load-best", "rl-registry-list",
+         "rl-registry-convert", "rl-registry-copy", "rl-registry-prune", "rl-registry-rules", "rl-registry-validate",
+         "rl-sweep", "rl-train"])
     assert flake_eval("apps.aarch64-darwin.rl-train", "app: app.type") == "app"
     assert flake_eval("nixosModules", "builtins.attrNames") == ["rl"]
     assert flake_eval("homeManagerModules", "builtins.attrNames") == ["rl"]
@@ -182,7 +183,11 @@ def test_secrets_come_from_an_environment_file_never_from_the_store(nix):
     wrappers = nix(str(ROOT / "tests/nix/wrappers.nix"), "--arg", "nixpkgsLib", str(checkout("NIXPKGS_LIB_CHECKOUT")),
                    "--argstr", "environment", json.dumps(evaluated["environment"]), "--arg", "environmentFile",
                    "/run/secrets/rl.env")
-    assert len(wrappers) == 10 and all("/run/secrets/rl.env" in text and SECRET not in text for text in wrappers)
+    import tomllib
+
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert len(wrappers) == len(scripts)  # every console script is wrapped
+    assert all("/run/secrets/rl.env" in text and SECRET not in text for text in wrappers)
     assert all("--set-default RL_REGISTRY_DB" in text for text in wrappers)
 
 
@@ -310,6 +315,21 @@ def test_a_worker_host_runs_one_hardened_sweep_unit_per_worker(nix):
     assert host["environment"]["RL_SWEEP_STUDY_NAME"] == "ppo-lunar" and host["environment"]["RL_SWEEP_WORKERS"] == "3"
     assert host["environment"]["RL_REGISTRY_DB"] == "postgresql://rl@db.internal:5432/rl"
     assert host["postgresql"] == {}
+
+
+def test_sweep_workers_sign_with_a_key_outside_the_store_and_servers_never_hold_it(nix):
+    keys = {"signingKeyFile": "/run/keys/rl-signing.pem",
+            "trustedKeys": ["/etc/rl/gpu-1.pub.pem", "/etc/rl/gpu-2.pub.pem"]}
+    host = units(nix, {**FLEET, "registry": {**FLEET["registry"], **keys}, "infer": {"serve": True},
+                       "services": {"sweep": {"enable": True}}})
+    worker = host["units"]["rl-sweep@1"]["serviceConfig"]
+    assert worker["LoadCredential"] == ["rl-signing-key:/run/keys/rl-signing.pem"]
+    assert worker["Environment"] == ["RL_REGISTRY_SIGNING_KEY_FILE=%d/rl-signing-key"]
+    assert "LoadCredential" not in host["units"]["rl-infer"]["serviceConfig"]  # a server signs nothing
+    assert host["environment"]["RL_REGISTRY_TRUSTED_KEYS"].split(",") == keys["trustedKeys"]
+    with pytest.raises(RuntimeError, match="rl.registry.signingKeyFile: /nix/store/.* is in the Nix store"):
+        units(nix, {**FLEET, "registry": {"signingKeyFile": "/nix/store/0000-key.pem"},
+                    "services": {"sweep": {"enable": True}}})
 
 
 def test_a_server_host_and_a_database_host(nix):

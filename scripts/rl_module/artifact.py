@@ -439,6 +439,22 @@ def check_stats(zip_bytes: bytes, stats: bytes | None) -> None:
         raise ArtifactError(f"its normalization statistics are not the ones it was saved with (it names {said})")
 
 
+def convert_trusting(zip_bytes: bytes, pickled_stats: bytes | None, algorithm: str) -> tuple[bytes, bytes | None]:
+    """A model saved before descriptions (its data, and its statistics, pickles) as data: (model zip,
+    statistics). This UNPICKLES both, running whatever they say: only for a model its operator trusts
+    (rl-registry-convert, on their say-so); everything else loads through `load`."""
+    import pickle
+
+    from .agent import algorithm_class
+
+    model = algorithm_class(algorithm).load(io.BytesIO(zip_bytes), device="cpu")
+    stats = None
+    if pickled_stats is not None:
+        normalized = pickle.loads(pickled_stats)  # noqa: S301 - the operator vouched for this model
+        stats = stats_bytes(normalized)
+    return model_bytes(model, None if stats is None else hashlib.sha256(stats).hexdigest()), stats
+
+
 # -- signing ----------------------------------------------------------------------------------------
 
 
@@ -455,8 +471,61 @@ class Signature:
             return "?"
 
 
+def _signing_library() -> None:
+    """model-signing (and the cryptography it brings) is an extra: a host that signs or verifies needs it."""
+    import importlib.util
+
+    if importlib.util.find_spec("model_signing") is None or importlib.util.find_spec("OpenSSL") is None:
+        raise ArtifactError("signing and verifying models needs OpenSSF model-signing: pip install "
+                            "'rl-module[signing]'")
+
+
+def check_key(path: str | Path, *, private: bool) -> None:
+    """An EC P-256 key in PEM (private for signing, public for verifying); ArtifactError saying what is wrong."""
+    _signing_library()
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise ArtifactError(f"{path} cannot be read ({error.strerror})") from None
+    try:
+        key = (serialization.load_pem_private_key(data, password=None) if private
+               else serialization.load_pem_public_key(data))
+    except (ValueError, TypeError) as error:
+        kind = "private" if private else "public"
+        raise ArtifactError(f"{path} is not a PEM {kind} key without a password ({error}); rl-keygen makes a key "
+                            "pair") from None
+    if not isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)):
+        raise ArtifactError(f"{path} is not an elliptic-curve key (model-signing signs with EC P-256; rl-keygen "
+                            "makes one)")
+
+
+def generate_key_pair(private: Path, public: Path) -> str:
+    """A new EC P-256 key pair: the private key owner-only, never over an existing file; the public key's
+    id (the hint model-signing puts in every signature)."""
+    _signing_library()
+    import os
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    private_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption())
+    public_pem = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                               serialization.PublicFormat.SubjectPublicKeyInfo)
+    with open(os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as handle:
+        handle.write(private_pem)
+    with open(os.open(public, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644), "wb") as handle:
+        handle.write(public_pem)
+    return sign(b"", private).key_id
+
+
 def sign(zip_bytes: bytes, key_file: str | Path) -> Signature:
     """model-signing's signature of the model zip (which names its statistics by sha256) with an EC key."""
+    _signing_library()
     from model_signing import signing
 
     with tempfile.TemporaryDirectory(prefix="rl-sign-") as folder:
@@ -468,6 +537,7 @@ def sign(zip_bytes: bytes, key_file: str | Path) -> Signature:
 
 def verify(zip_bytes: bytes, signature: str | None, trusted: Sequence[str | Path]) -> str:
     """The id of the trusted key that signed these very bytes; ArtifactError when none did."""
+    _signing_library()
     from model_signing import verifying
 
     if signature is None:

@@ -27,10 +27,10 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from .artifact import pickled_stats_path, stats_path
 from .config import DEFAULT, Config, Failure
 from .databases import Database, Unavailable, connect, is_url
 from .logs import event
-from .obs import stats_path
 from .store import ModelBytes, Run, SavedModel, link_model, replay_path, saved_timesteps
 
 log = logging.getLogger(__name__)
@@ -104,12 +104,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             set_by TEXT NOT NULL,
             timestamp INTEGER NOT NULL
         )""",),
+    # 8: the trainer's signature of the model file (OpenSSF model-signing's bundle, JSON), when it signs.
+    ("ALTER TABLE models ADD COLUMN signature TEXT",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 COLUMNS = ("id", "model_path", "algorithm", "env_id", "timestamp", "total_timesteps", "mean_reward",
            "std_reward", "mean_episode_length", "hyperparams", "git_commit", "validated", "sha256", "run_id",
-           "kind", "eval_episodes", "validation", "remote_uri", "stats_sha256", "study", "trial")
+           "kind", "eval_episodes", "validation", "remote_uri", "stats_sha256", "study", "trial", "signature")
 
 EVALUATION_COLUMNS = ("id", "run_id", "timesteps", "mean_reward", "std_reward", "mean_episode_length", "episodes",
                       "timestamp")
@@ -151,11 +153,21 @@ class Model:
     stats_sha256: str | None = None
     study: str | None = None  # the sweep (Optuna study) whose trial trained it
     trial: int | None = None
+    signature: str | None = None  # model-signing's bundle (JSON) of the model file, when its trainer signs
+
+    @property
+    def signed_by(self) -> str | None:
+        """The id of the key that signed it (what the signature says: verified only against trusted keys)."""
+        from .artifact import Signature
+
+        return Signature(self.signature).key_id if self.signature else None
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["hyperparams"] = json.loads(self.hyperparams) if self.hyperparams else None
         data["validation"] = json.loads(self.validation) if self.validation else None
+        data["signature"] = None if self.signature is None else "present"
+        data["signed_by"] = self.signed_by
         return data
 
 
@@ -319,6 +331,7 @@ class ModelFiles:
     model_dir: Path
     cache_dir: Path
     fetch: Callable[[str, Path], None]  # remote URI -> local file (store.fetch with this host's store options)
+    trusted_keys: tuple[Path, ...] = ()  # registry.trustedKeys: only models one of them signed are loaded
 
     @classmethod
     def of(cls, config: Config) -> ModelFiles:
@@ -326,7 +339,16 @@ class ModelFiles:
 
         model_dir = Path(config.store.modelDir).resolve()
         cache_dir = Path(config.store.cacheDir).resolve() if config.store.cacheDir else model_dir / "fetched"
-        return cls(model_dir, cache_dir, lambda uri, target: fetch(config, uri, target))
+        trusted = tuple(Path(key) for key in config.registry.trustedKeys) if "registry.trustedKeys" in config.settings \
+            else ()
+        from .artifact import ArtifactError, check_key
+
+        for key in trusted:
+            try:
+                check_key(key, private=False)
+            except ArtifactError as error:
+                raise config.refuse("registry.trustedKeys", str(error)) from None
+        return cls(model_dir, cache_dir, lambda uri, target: fetch(config, uri, target), trusted)
 
     def locate(self, model: Model) -> Path:
         path = Path(model.model_path)
@@ -400,12 +422,23 @@ def read_verified(model: Model, files: ModelFiles | None = None) -> ModelBytes:
     when it is not here; a fetched copy that fails its checks is deleted, and fetched again next time."""
     path = files.locate(model) if files is not None else Path(model.model_path)
     try:
-        return _checked(model, path)
+        checked = _checked(model, path)
     except RegistryError as error:
         if files is None or not files.forget(model, path):
             raise
         raise RegistryError(f"{error}; the copy fetched from {model.remote_uri} was deleted and is fetched again "
                             "on the next attempt") from None
+    from . import artifact
+
+    try:  # what the bytes are, now that they are the registered ones: data, signed by a trusted key
+        artifact.check_stats(checked.model, checked.stats)
+        if files is not None and files.trusted_keys:
+            artifact.verify(checked.model, model.signature, files.trusted_keys)
+    except artifact.ArtifactError as error:
+        old = "without a description" in str(error)
+        hint = f"; if you trust it, convert it: rl-registry-convert {model.id}" if old else ""
+        raise RegistryError(f"model {model.id} refused: {error}{hint}") from None
+    return checked
 
 
 def _checked(model: Model, path: Path) -> ModelBytes:
@@ -419,6 +452,10 @@ def _checked(model: Model, path: Path) -> ModelBytes:
                             "was registered (the file was changed or replaced)")
     stats_file = stats_path(path)
     stats = stats_file.read_bytes() if stats_file.is_file() else None
+    if stats is None and pickled_stats_path(path).is_file():
+        raise RegistryError(f"model {model.id} refused: its normalization statistics are a pickle (saved by an older "
+                            f"rl-module), which loading would run; if you trust it, convert it: rl-registry-convert "
+                            f"{model.id}")
     if stats is None and model.stats_sha256 is not None:
         raise RegistryError(f"model {model.id} refused: its normalization statistics {stats_file} are missing")
     if stats is not None and model.stats_sha256 is None:
@@ -576,20 +613,20 @@ class Registry:
     def register(self, *, model_path: str | Path, sha256: str, algorithm: str, env_id: str, total_timesteps: int,
                  run_id: str | None, kind: str, hyperparams: dict[str, Any] | None, git_commit: str | None,
                  evaluation: Evaluation | None = None, stats_sha256: str | None = None,
-                 study: str | None = None, trial: int | None = None) -> int:
+                 study: str | None = None, trial: int | None = None, signature: str | None = None) -> int:
         """Record a model whose file is already complete on disk; returns its id. The path is stored
         absolute, so that any process, from any directory, finds the file."""
         with self._write() as db:
             cursor = db.execute(
                 "INSERT INTO models (model_path, algorithm, env_id, timestamp, total_timesteps, mean_reward,"
                 " std_reward, mean_episode_length, hyperparams, git_commit, validated, sha256, run_id, kind,"
-                " eval_episodes, stats_sha256, study, trial)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, FALSE, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                " eval_episodes, stats_sha256, study, trial, signature)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, FALSE, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (str(Path(model_path).resolve()), algorithm, env_id, int(time.time()), total_timesteps,
                  evaluation.mean_reward if evaluation else None, evaluation.std_reward if evaluation else None,
                  evaluation.mean_episode_length if evaluation else None,
                  json.dumps(hyperparams) if hyperparams is not None else None, git_commit, sha256, run_id, kind,
-                 evaluation.episodes if evaluation else None, stats_sha256, study, trial),
+                 evaluation.episodes if evaluation else None, stats_sha256, study, trial, signature),
             )
             return int(cursor.fetchone()["id"])
 
@@ -604,6 +641,14 @@ class Registry:
         with self._write() as db:
             return sum(db.execute("UPDATE models SET remote_uri = ? WHERE model_path = ?",
                                   (uri, str(Path(path).resolve()))).rowcount for path, uri in uploaded.items() if uri)
+
+    def converted(self, model_id: int, sha256: str, stats_sha256: str | None, signature: str | None) -> None:
+        """The model's file was rewritten as data (rl-registry-convert): its new checksums and signature.
+        A remote copy, still the old file, is no longer recorded."""
+        with self._write() as db:
+            db.execute("UPDATE models SET sha256 = ?, stats_sha256 = ?, signature = ?, remote_uri = NULL WHERE id = ?",
+                       (sha256, stats_sha256, signature, model_id))
+            db.announce()
 
     def relocate(self, old_path: str | Path, new_path: str | Path) -> int:
         """Rows of a file that now lives elsewhere (the same bytes, linked there) follow it; the count."""
@@ -891,11 +936,16 @@ class Recorder:
         self.registry.close()
 
     def _register(self, saved: SavedModel, kind: str, evaluation: Evaluation | None) -> int:
+        signature = None
+        if self.config.registry.signingKeyFile is not None:  # the zip names its statistics: one signature covers both
+            from .artifact import sign
+
+            signature = sign(saved.path.read_bytes(), self.config.registry.signingKeyFile).text
         model_id = self.registry.register(
             model_path=saved.path, sha256=saved.sha256, algorithm=self.config.agent.algorithm,
             env_id=self.config.env.envId, total_timesteps=saved.timesteps, run_id=self.run_id, kind=kind,
             hyperparams=self.hyperparams, git_commit=self.git_commit, evaluation=evaluation,
-            stats_sha256=saved.stats_sha256, study=self.study, trial=self.trial)
+            stats_sha256=saved.stats_sha256, study=self.study, trial=self.trial, signature=signature)
         log.info("model %d registered: %s %s at %d steps", model_id, kind, saved.path, saved.timesteps,
                  extra=event("rl.model.registered", model_id=model_id, model_kind=kind, model_path=str(saved.path),
                              timesteps=saved.timesteps))

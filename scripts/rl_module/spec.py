@@ -233,7 +233,7 @@ def to_nix(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, (list, tuple)):
-        return "[ " + " ".join(to_nix(v) for v in value) + " ]"
+        return "[ " + "".join(to_nix(v) + " " for v in value) + "]"
     if isinstance(value, dict):
         return "{ " + "".join(f"{k} = {to_nix(v)}; " for k, v in sorted(value.items())) + "}"
     if isinstance(value, float) and value.is_integer():

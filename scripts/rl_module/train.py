@@ -168,6 +168,13 @@ def prepare(config: Config, warn: bool = True) -> Plan:
     store.check_backend(config)
     if config.registry.enable:  # an unreachable or foreign registry is refused before anything is written
         config = _registry_rules(config)
+        if config.registry.signingKeyFile is not None:  # every model registered is signed with it
+            from .artifact import ArtifactError, check_key
+
+            try:
+                check_key(config.registry.signingKeyFile, private=True)
+            except ArtifactError as error:
+                raise config.refuse("registry.signingKeyFile", str(error)) from None
     agent.check(config, info.observation_space, info.action_space)
     policy_kwargs = feature.policy_kwargs(config, info.observation_space)
     threshold = reward_threshold(config, info)

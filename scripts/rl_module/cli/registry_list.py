@@ -57,10 +57,12 @@ def table(models: Sequence[Model]) -> str:
     def reward(m: Model) -> str:
         return "-" if m.mean_reward is None else f"{m.mean_reward:.2f} ± {m.std_reward or 0:.2f}"
 
-    rows = [("id", "ok", "reward", "ep len", "timesteps", "algo", "env", "kind", "age", "path")]
+    rows = [("id", "ok", "reward", "ep len", "timesteps", "algo", "env", "kind", "age", "signed by", "path")]
+    # The signing key's id as the signature names it (verified against registry.trustedKeys when loading).
     rows += [(str(m.id), "✓" if m.validated else "✗", reward(m),
               "-" if m.mean_episode_length is None else f"{m.mean_episode_length:.1f}",
-              f"{m.total_timesteps or 0:,}", m.algorithm, m.env_id, m.kind or "-", _age(m.timestamp), m.model_path)
+              f"{m.total_timesteps or 0:,}", m.algorithm, m.env_id, m.kind or "-", _age(m.timestamp),
+              (m.signed_by or "-")[:12], m.model_path)
              for m in models]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     right = {0, 2, 3, 4}

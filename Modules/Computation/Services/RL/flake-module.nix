@@ -25,7 +25,8 @@ in
       commands = config.rl.commands;
       # Listed, not read off `commands`: the packages' names must not force nixpkgs (Drv/commands.nix's list).
       names = [ "rl-train" "rl-eval" "rl-infer" "rl-registry-list" "rl-registry-validate" "rl-registry-prune"
-                "rl-registry-copy" "rl-registry-rules" "rl-sweep" "rl-load-best" "introspect-options" ];
+                "rl-registry-copy" "rl-registry-rules" "rl-registry-convert" "rl-keygen" "rl-sweep" "rl-load-best"
+                "introspect-options" ];
     in
     {
       config = lib.mkIf cfg.enable {

@@ -42,6 +42,16 @@ let
     EnvironmentFile = cfg.environmentFile; # read by systemd as root: the file may be root-only
   };
   database = lib.optional cfg.services.postgresql.enable "postgresql.service";
+  # The units that register models sign them: the private key stays where it is, outside the store and
+  # readable by root alone; systemd hands each unit a copy of its own (a credential), and only those units.
+  signingKey = cfg.registry.signingKeyFile;
+  signing = lib.optionalAttrs (signingKey != null) {
+    LoadCredential = [ "rl-signing-key:${lib.throwIf (lib.hasPrefix builtins.storeDir signingKey)
+      "rl.registry.signingKeyFile: ${signingKey} is in the Nix store, which every user can read; give the path of a file outside it (for example /run/keys/rl-signing.pem)"
+      signingKey}" ];
+    # Set before the wrapper's defaults, which leave a variable already set alone.
+    Environment = [ "RL_REGISTRY_SIGNING_KEY_FILE=%d/rl-signing-key" ];
+  };
   # What every unit shares: started at boot, once the network (and a local database) is up.
   unit = description: serviceConfig: {
     inherit description;
@@ -97,7 +107,7 @@ in
         RestartSec = 5;
       };
     } // lib.optionalAttrs cfg.services.sweep.enable (lib.listToAttrs (map
-      (n: lib.nameValuePair "rl-sweep@${toString n}" (unit "RL Module sweep worker ${toString n} of ${cfg.sweep.studyName}" {
+      (n: lib.nameValuePair "rl-sweep@${toString n}" (unit "RL Module sweep worker ${toString n} of ${cfg.sweep.studyName}" ({
         ExecStart = "${lib.getExe' cfg.package "rl-sweep"} ${oneWorker}";
         # SIGTERM stops the trial where it is (saved, queued again); exit 143 is that, not a failure.
         KillSignal = "SIGTERM";
@@ -106,7 +116,7 @@ in
         # Done when the study has its trials (exit 0); a crash or a lost database: again.
         Restart = "on-failure";
         RestartSec = 10;
-      }))
+      } // signing)))
       (lib.range 1 cfg.sweep.workers)));
 
     services.postgresql = lib.mkIf cfg.services.postgresql.enable {

@@ -43,6 +43,18 @@
     description = "Training converged when the run's last this-many evaluations up to the model agree (see convergenceTolerance); null skips the rule.";
     example = 5;
   };
+  signingKeyFile = {
+    type = { nullOr = "nonEmptyStr"; };
+    default = null;
+    description = "An EC P-256 private key (PEM; `rl-keygen` makes one) with which trainers and sweep workers sign every model they register (OpenSSF model-signing). A path outside the Nix store: the NixOS units load it as a systemd credential.";
+    example = "/run/keys/rl-signing.pem";
+  };
+  trustedKeys = {
+    type = { listOf = "nonEmptyStr"; };
+    default = [ ];
+    description = "Public keys (PEM files) of the trainers whose models this host loads: when set, every command and the server load only models whose signature verifies against one of them; empty loads unsigned models too.";
+    example = [ "/etc/rl/trainer-gpu-1.pub.pem" ];
+  };
   convergenceTolerance = {
     type = "numbers.positive";
     default = 0.1;
