@@ -42,11 +42,13 @@ def train_file(tmp_path: Path, capsys: Any, seed: int, *extra: str) -> Path:
     return Path(json.loads(out)["model_path"]).resolve()
 
 
-def register(db: Path, path: Path, reward: float, validate: bool = True, env_id: str = "CartPole-v1") -> int:
+def register(db: Path, path: Path, reward: float, validate: bool = True, env_id: str = "CartPole-v1",
+             stats: Path | None = None) -> int:
     with Registry(db) as registry:
         model_id = registry.register(model_path=path, sha256=sha256_of(path), algorithm="ppo", env_id=env_id,
                                      total_timesteps=256, run_id=None, kind="final", hyperparams=None,
-                                     git_commit=None, evaluation=Evaluation(reward, 1.0, 20.0, 10))
+                                     git_commit=None, evaluation=Evaluation(reward, 1.0, 20.0, 10),
+                                     stats_sha256=sha256_of(stats) if stats is not None else None)
         if validate:
             bar = RELAXED if env_id == "CartPole-v1" else rules(min(0.0, reward) - 1.0, 1, None, 0.1, env_id)
             assert registry.validate(model_id, bar).valid
@@ -275,7 +277,7 @@ def test_hotswap_survives_a_model_that_fails_to_load_and_serves_the_next_good_on
 
     db = tmp_path / "r.db"
     first = register(db, train_file(tmp_path, capsys, 1), 100.0)
-    # A model whose custom encoder's module the server cannot import (it is not on its path), trained here.
+    # A model trained here with a custom encoder, which the server is not configured to load (feature.customClass).
     sys.path.insert(0, str(ROOT / "tests"))
     try:
         broken_file = train_file(tmp_path / "b", capsys, 2, "--encoder", "custom", "--custom-class",
@@ -292,7 +294,7 @@ def test_hotswap_survives_a_model_that_fails_to_load_and_serves_the_next_good_on
         assert wait_until(20, lambda: broken in server.get("/healthz")["refused"]), server.get("/healthz")
         health = server.get("/healthz")
         assert health["hotswap"] == "watching" and health["refused"] == [broken]
-        assert f"model {broken}" in health["last_error"] and "ModuleNotFoundError" in health["last_error"]
+        assert f"model {broken}" in health["last_error"] and "custom encoder" in health["last_error"]
         assert server.get("/model")["id"] == first
         status, answer = server.request("POST", "/predict", b"[0, 0, 0, 0]")
         assert status == 200 and answer["model_id"] == first
@@ -423,3 +425,109 @@ def test_half_sent_bodies_at_the_connection_limit_never_lock_out_healthz(tmp_pat
     for sock in slow:
         sock.close()
     assert "Traceback" not in stderr
+
+
+def train_custom(tmp_path: Path, capsys: Any, seed: int) -> Path:
+    """A model with the custom encoder custom_parts:TinyEncoder (tests/custom_parts.py), trained here."""
+    import sys
+
+    from conftest import ROOT
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    try:
+        return train_file(tmp_path, capsys, seed, "--encoder", "custom", "--custom-class", "custom_parts:TinyEncoder")
+    finally:
+        sys.path.remove(str(ROOT / "tests"))
+
+
+CUSTOM = ("--encoder", "custom", "--custom-class", "custom_parts:TinyEncoder")
+
+
+@pytest.mark.slow
+def test_models_that_load_and_cannot_predict_are_refused_even_as_the_first(tmp_path, capsys):
+    """Models that load and cannot answer are refused before they serve, never swapped in to answer 500 to every
+    /predict: one whose encoder's code on this host fails on every observation (the only model when the server
+    starts: it keeps waiting), then a better one whose statistics file (checksum recorded) holds an int; the
+    next validated model that can predict serves."""
+    import pickle
+
+    from conftest import ROOT
+    from rl_module.obs import stats_path
+
+    db = tmp_path / "r.db"
+    failing = register(db, train_custom(tmp_path / "c", capsys, 1), 150.0)
+    # This host's custom_parts: the same encoder's layers, and a forward that fails (another version of it).
+    source = (ROOT / "tests" / "custom_parts.py").read_text()
+    (tmp_path / "custom_parts.py").write_text(source.replace(
+        "        return self.net(observations)", "        raise RuntimeError('this version of TinyEncoder fails')"))
+    int_stats_file = train_file(tmp_path / "b", capsys, 2, "--normalize", "obs")
+    stats = stats_path(int_stats_file)
+    stats.write_bytes(pickle.dumps(5))
+    good_file = train_file(tmp_path / "g", capsys, 3)
+    server = Server(db, "--model-dir", str(tmp_path), *CUSTOM, cwd=tmp_path)
+    try:
+        assert wait_until(20, lambda: failing in server.get("/healthz")["refused"]), server.get("/healthz")
+        status, ready = server.request("GET", "/readyz")
+        assert status == 503 and ready["status"] == "waiting", ready
+        assert "cannot predict" in server.get("/healthz")["last_error"]
+        assert server.request("POST", "/predict", b"[0, 0, 0, 0]")[0] == 503
+        int_stats = register(db, int_stats_file, 200.0, stats=stats)
+        assert wait_until(20, lambda: int_stats in server.get("/healthz")["refused"]), server.get("/healthz")
+        assert server.request("GET", "/readyz")[0] == 503
+        good = register(db, good_file, 100.0)
+        assert wait_until(20, lambda: server.request("GET", "/readyz")[0] == 200), server.get("/healthz")
+        status, answer = server.request("POST", "/predict", b"[0, 0, 0, 0]")
+        assert status == 200 and answer["model_id"] == good and answer["action"] in (0, 1)
+        assert server.get("/model")["id"] == good
+    finally:
+        stderr = server.stop()
+    assert f"hotswap to model {failing} refused" in stderr and f"hotswap to model {int_stats} refused" in stderr
+    assert "Traceback" not in stderr
+
+
+@pytest.mark.slow
+def test_the_working_folder_never_shadows_what_is_installed(tmp_path, capsys):
+    """rl-infer --serve of a model with a custom encoder, from a folder that holds its module and also a
+    uvloop.py and an h11.py: the encoder is imported from the folder, and neither of the others is imported
+    (the folder comes after the installed packages, and the event loop is named, not looked for)."""
+    from conftest import ROOT
+
+    db = tmp_path / "r.db"
+    model = register(db, train_custom(tmp_path, capsys, 1), 100.0)
+    (tmp_path / "custom_parts.py").write_text((ROOT / "tests" / "custom_parts.py").read_text())
+    for name in ("uvloop", "h11"):
+        (tmp_path / f"{name}.py").write_text(f"open({str(tmp_path / ('imported-' + name))!r}, 'w').close()\n"
+                                             "raise ImportError('not the installed one')\n")
+    server = Server(db, "--model-id", str(model), *CUSTOM, cwd=tmp_path)  # loaded before the server starts
+    try:
+        status, answer = server.request("POST", "/predict", b"[0, 0, 0, 0]")
+        assert status == 200 and answer["model_id"] == model
+    finally:
+        server.stop()
+    assert sorted(p.name for p in tmp_path.glob("imported-*")) == []
+
+
+@pytest.mark.slow
+def test_a_refused_model_is_tried_again_and_served_once_its_file_is_back(tmp_path, capsys):
+    """The best model's file is missing when the server starts (a copy not yet in the store, one being put
+    right): it is refused and the next best serves; once the file is back, the same server swaps to it within
+    a few seconds (refused models are tried again, 1 s, 2 s, 4 s ... apart), with no restart."""
+    db = tmp_path / "r.db"
+    second = register(db, train_file(tmp_path / "a", capsys, 1), 100.0)
+    best_file = train_file(tmp_path / "b", capsys, 2)
+    best = register(db, best_file, 200.0)
+    away = best_file.with_name("away.zip")
+    best_file.rename(away)
+    server = Server(db, "--model-dir", str(tmp_path), cwd=tmp_path)
+    try:
+        assert wait_until(20, lambda: server.request("GET", "/readyz")[0] == 200)
+        assert server.get("/model")["id"] == second and server.get("/healthz")["refused"] == [best]
+        away.rename(best_file)
+        assert wait_until(30, lambda: server.get("/model")["id"] == best), server.get("/healthz")
+        assert server.get("/healthz")["refused"] == []
+        status, answer = server.request("POST", "/predict", b"[0, 0, 0, 0]")
+        assert status == 200 and answer["model_id"] == best
+        assert server.process.poll() is None
+    finally:
+        stderr = server.stop()
+    assert f"hotswap to model {best} refused" in stderr and f"hotswapped to model {best}" in stderr

@@ -39,21 +39,23 @@ class EnvInfo:
 
 
 def user_code_on_path() -> str:
-    """Put the current folder first on the import path, as `python -m` does (a saved model that names a
-    class of the user's, an encoder, is unpickled with it); the folder."""
+    """Put the current folder on the import path, after the installed packages (a class of the user's, an
+    encoder or an env, is imported from it); the folder. Called only when a custom class is configured, and
+    last on the path: a file in the folder never shadows what is installed (a `uvloop.py` there was imported
+    by the server)."""
     import os
     import sys
 
     folder = os.getcwd()
     if folder not in sys.path:
-        sys.path.insert(0, folder)
+        sys.path.append(folder)
     return folder
 
 
 def import_user_module(name: str) -> Any:
     """Import a module of the user's own code (`package.module` of an env id or an encoder). The current
-    folder is on the import path first, as `python -m` and uvicorn put it; a module that still cannot be
-    found is reported with where it was looked for."""
+    folder is on the import path, after the installed packages; a module that still cannot be found is
+    reported with where it was looked for."""
     folder = user_code_on_path()
     try:
         return importlib.import_module(name)

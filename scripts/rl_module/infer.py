@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import store
-from .config import Config, UsageError, flatten
+from .config import Config, Failure, UsageError, flatten
 from .registry import Model, NoModel, existing, read_verified
 from .store import ModelBytes
 
@@ -87,6 +87,10 @@ def _filter_note(config: Config) -> str:
     return f" for {', '.join(given)}" if given else ""
 
 
+class Unusable(Failure):
+    """A model that loads and cannot answer (what was loaded is not what a model holds): refused, exit 1."""
+
+
 class Predictor:
     """The policy of a loaded model, called directly (no env), with the model's observation
     normalization applied. Frame stacking is the caller's: send stacked observations."""
@@ -115,6 +119,36 @@ class Predictor:
         self.normalizer = artifact.normalizer(located.files.stats) if located.files.stats is not None else None
         self.deterministic = bool(located.config.eval.deterministic)
         self._act, self._finish = self._action_function()
+        self._try_once()
+
+    def _try_once(self) -> None:
+        """Refuse (Unusable) a model that loaded and cannot answer: normalization statistics that are not of its
+        observations (a checksum says that the bytes are the ones registered, not what they hold; numpy would
+        broadcast a mean of one number over any observation), or no JSON action for a sample observation of its
+        own space. Whoever serves it learns so now, not from every request."""
+        import numpy as np
+        from gymnasium import spaces
+
+        if self.normalizer is not None:
+            found = self.normalizer.obs_rms
+            space = self.observation_space
+            pairs = ([(key, found[key], space.spaces.get(key) if isinstance(space, spaces.Dict) else None)
+                      for key in found] if isinstance(found, dict) else [("observations", found, space)])
+            for key, statistics, part in pairs:  # sizes: an image's statistics may be channel-last
+                if part is None or np.size(statistics.mean) != int(np.prod(part.shape or ())):
+                    raise Unusable(f"{self.name} refused: its normalization statistics for {key} do not fit its "
+                                   f"observation space {space}")
+        try:
+            json.dumps(self.predict(self.observation_space.sample()))
+        except Exception as error:
+            raise Unusable(f"{self.name} refused: it cannot predict an action for a sample observation of its "
+                           f"own space ({type(error).__name__}: {error})") from error
+
+    @property
+    def name(self) -> str:
+        """The model, in words: its registry id, or its file."""
+        row = self.located.model
+        return f"model {row.id}" if row is not None else f"model file {self.located.path}"
 
     def check(self, observation: Any) -> tuple[Any, bool]:
         """The observation as arrays of the policy's shapes and dtypes (a dict of them for Dict spaces),

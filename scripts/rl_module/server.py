@@ -21,8 +21,11 @@ fallback), on SQLite by polling PRAGMA data_version (which changes only when ano
 commits) every infer.pollInterval seconds. A model trained on another host is fetched from its store's
 copy. When the best validated model changes it loads the new one beside the old and then replaces one
 reference. A request holds the Predictor it started with, so in-flight requests finish on the old model
-and none fails during a swap. A new best whose file is missing or changed is refused (logged) and the
-old model keeps serving.
+and none fails during a swap. A new best that cannot serve is refused (logged) and the old model keeps
+serving: its file missing, changed or not fetched (a copy not yet in the store), or a model that loads and
+cannot predict an action for a sample observation. A refused model is tried again after RETRY_FIRST_S,
+then twice as long each time up to RETRY_MAX_S: a copy that lands late, or is put right, is served with
+no restart.
 """
 
 from __future__ import annotations
@@ -42,6 +45,18 @@ from .logs import event
 from .registry import Model, NoModel, Registry, RegistryError, open_registry
 
 log = logging.getLogger(__name__)
+
+# A refused model is tried again after this many seconds, then after twice as long each time, up to RETRY_MAX_S.
+RETRY_FIRST_S = 1.0
+RETRY_MAX_S = 300.0
+
+
+@dataclass
+class Refusal:
+    """A model that could not be served, and when it is tried again."""
+
+    delay: float  # seconds from the last try to the next
+    next_try: float  # time.monotonic()
 
 
 @dataclass(frozen=True)
@@ -69,7 +84,7 @@ class Hotswap:
         self.current = Served(Predictor(located), time.time()) if located is not None else None
         self.follow_best = follow_best
         self.swaps = 0
-        self.refused: set[int] = set()  # models that failed to load: not tried again
+        self.refused: dict[int, Refusal] = {}  # models that failed to load: tried again later, less and less often
         self.last_error: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -122,13 +137,23 @@ class Hotswap:
                 with registry:
                     self._check_safely(registry)  # it may have changed while no one was watching
                     while not self._stop.is_set():
-                        if registry.wait_for_change(interval, self._stop):
+                        retry = self._next_retry()
+                        wait = interval if retry is None else min(interval, max(retry - time.monotonic(), 0.01))
+                        if registry.wait_for_change(wait, self._stop) or \
+                                (retry is not None and time.monotonic() >= retry and not self._stop.is_set()):
                             self._check_safely(registry)
             except Exception as error:  # a dropped connection: the model being served keeps serving
                 self.last_error = f"{type(error).__name__}: {error}"
                 log.warning("hotswap lost the registry (%s); trying again", self.last_error,
                             extra=event("rl.error", route="hotswap"))
                 self._stop.wait(interval)
+
+    def _next_retry(self) -> float | None:
+        """When the next refused model is due to be tried again (time.monotonic()), if one is not yet due. One
+        due already was looked at when it fell due: tried then if it was the best, and it is tried at the next
+        change of the registry that makes it the best."""
+        now = time.monotonic()
+        return min((r.next_try for r in self.refused.values() if r.next_try > now), default=None)
 
     def health(self) -> dict[str, Any]:
         """What /healthz says of the watcher: whether it runs, and its last error."""
@@ -153,9 +178,11 @@ class Hotswap:
         while True:
             served = self.current.predictor.located.model if self.current is not None else None
             env_id = self.config.given("env.envId") or (served.env_id if served is not None else None)
+            now = time.monotonic()
+            waiting = {model_id for model_id, refusal in self.refused.items() if refusal.next_try > now}
             candidates = registry.models(validated=True, env_id=env_id,
-                                         algorithm=self.config.given("agent.algorithm"), limit=len(self.refused) + 1)
-            best = next((m for m in candidates if m.id not in self.refused), None)
+                                         algorithm=self.config.given("agent.algorithm"), limit=len(waiting) + 1)
+            best = next((m for m in candidates if m.id not in waiting), None)
             if best is None or (served is not None and best.id == served.id):
                 return
             if self._swap_to(best, served):
@@ -169,11 +196,14 @@ class Hotswap:
             if self.current is not None:
                 _same_spaces(self.current.predictor, predictor)
         except Exception as error:  # whatever the model does on loading (a missing encoder's module, ...)
-            self.refused.add(best.id)
+            before = self.refused.get(best.id)
+            delay = RETRY_FIRST_S if before is None else min(before.delay * 2, RETRY_MAX_S)
+            self.refused[best.id] = Refusal(delay, time.monotonic() + delay)
             self.last_error = f"model {best.id}: {type(error).__name__}: {error}"
-            log.warning("hotswap to model %d refused: %s; %s", best.id, error, keeps,
+            log.warning("hotswap to model %d refused: %s; %s; tried again in %g s", best.id, error, keeps, delay,
                         extra=event("rl.model.refused", model_id=best.id))
             return False
+        self.refused.pop(best.id, None)
         first = self.current is None
         self.current = Served(predictor, time.time())  # one reference: in-flight requests keep the old one
         self.swaps += 0 if first else 1
@@ -588,7 +618,10 @@ def serve(config: Config, located: Located | None, follow_best: bool, meter_prov
         # No limit_concurrency: uvicorn counts connections that are already closing against it and would
         # answer 503 to good requests during a burst; the protocol bounds connections itself, and the worker
         # queue answers 503 when inference is saturated.
-        timeout_keep_alive=5, backlog=ACCEPT_BATCH))
+        timeout_keep_alive=5, backlog=ACCEPT_BATCH,
+        # Named, not "auto": auto imports `uvloop` by name as the server starts, and when a custom class has put
+        # the working folder on the import path, a uvloop.py there would run (uvloop is not a dependency).
+        loop="asyncio"))
     swap.start()
     what = str(swap.current.predictor.located.path) if swap.current is not None else "nothing yet"
     log.info("serving %s on http://%s:%d (hotswap %s)", what, config.infer.host, config.infer.port,
