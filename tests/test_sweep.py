@@ -65,6 +65,36 @@ def test_a_small_sweep_with_two_workers_records_every_trial_and_hands_back_the_b
     assert json.loads(trained.stdout)["train"]["gamma"]["value"] == best["params"]["train.gamma"]
     report = command("rl-sweep", *SMALL, "--study-name", "small", "--report", cwd=tmp_path)
     assert report.returncode == 0 and "best: trial" in report.stdout and "as Nix:" in report.stdout
+    assert_the_dashboard_serves(tmp_path / "rl_registry.db", "small", [t["number"] for t in trials])
+
+
+def assert_the_dashboard_serves(db: Path, study: str, finished: list[int]) -> None:
+    """optuna-dashboard (the sweep extra), started on the study's database, serves its finished trials."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    dashboard = subprocess.Popen([str(BIN / "optuna-dashboard"), f"sqlite:///{db}", "--port", str(port), "--quiet"],
+                                 env=environment({}), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, studies = time.monotonic() + 60, None
+        while studies is None:
+            assert dashboard.poll() is None and time.monotonic() < deadline, dashboard.stderr.read() if \
+                dashboard.stderr and dashboard.poll() is not None else "optuna-dashboard did not answer in 60 s"
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=5) as answer:
+                    studies = json.load(answer)["study_summaries"]
+            except OSError:
+                time.sleep(0.2)
+        (listed,) = [s for s in studies if s["study_name"] == study]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{listed['study_id']}", timeout=30) as answer:
+            served = json.load(answer)["trials"]
+        assert sorted(t["number"] for t in served if t["state"] == "Complete") == sorted(finished)
+    finally:
+        dashboard.kill()
+        dashboard.wait(timeout=30)
 
 
 def test_one_study_on_postgresql_driven_by_two_hosts_has_unique_trials_and_the_exact_total(postgres, tmp_path):
@@ -254,6 +284,10 @@ def test_a_pruned_trial_stops_at_once_and_is_recorded_as_pruned(tmp_path):
     ({"agent.kwargs.buffer_size": {"choices": [1000]}}, "is not an argument of ppo"),
     ({"agent.kwargs.n_epochs": {"choices": []}}, "has an empty choice list"),
     ({"train.gamma": {"int": [1, 2], "choices": [1]}}, "exactly one of"),
+    ({"train.gamma": {"choices": [0.9, 1.5]}},
+     "parameter train.gamma value 1.5 is not allowed: option train.gamma takes a number from 0 to 1"),
+    ({"env.nEnvs": {"float": [1, 4]}},
+     "parameter env.nEnvs value 2.5 is not allowed: option env.nEnvs takes an integer"),
 ])
 def test_a_malformed_space_is_one_line_naming_the_option_and_nothing_starts(tmp_path, space, expected):
     result = command("rl-sweep", *SMALL, "--space", json.dumps(space), "--trials", "1", cwd=tmp_path)
@@ -265,13 +299,31 @@ def test_a_malformed_space_is_one_line_naming_the_option_and_nothing_starts(tmp_
 def test_a_study_that_exists_with_another_space_and_an_unreachable_storage_are_refused(tmp_path):
     sweep(tmp_path, "--trials", "1", "--study-name", "taken")
     other = command("rl-sweep", *SMALL, "--trials", "1", "--study-name", "taken", "--space",
-                    json.dumps({"train.gamma": {"float": [0.9, 0.95]}}), cwd=tmp_path)
+                    json.dumps({**SPACE, "train.gamma": {"float": [0.9, 0.95]}}), cwd=tmp_path)
     assert other.returncode == 2 and "option sweep.studyName from flag --study-name" in other.stderr
-    assert "searches another space" in other.stderr
+    assert 'parameter train.gamma is {"float": [0.9, 0.95]} here and {"float": [0.9, 0.999]} in the study' in \
+        other.stderr, other.stderr
     down = command("rl-sweep", *SMALL, "--trials", "1", "--storage",
                    "postgresql://rl:hunter2@127.0.0.1:9/rl", cwd=tmp_path / "models")
     assert down.returncode == 2 and "option sweep.storage from flag --storage" in down.stderr, down.stderr
     assert "hunter2" not in down.stderr and "rl:***@" in down.stderr
+
+
+@pytest.mark.parametrize("args,expected", [
+    (("--study-name", "../../x"), "option sweep.studyName from flag --study-name: '../../x' is not a plain name"),
+    (("--study-name", ".."), "option sweep.studyName from flag --study-name: '..' is not a plain name"),
+    (("--storage", "postgresq://rl:hunter2@127.0.0.1:9/rl"), "option sweep.storage from flag --storage: "
+     "'postgresq://rl:***@127.0.0.1:9/rl' has an unknown scheme postgresq:// (did you mean postgresql://?)"),
+    (("--registry-db", "postgresq://rl:hunter2@127.0.0.1:9/rl"), "option registry.dbPath from flag --registry-db: "
+     "'postgresq://rl:***@127.0.0.1:9/rl' has an unknown scheme postgresq:// (did you mean postgresql://?)"),
+])
+def test_a_name_that_leaves_its_folder_and_an_unknown_scheme_are_refused_creating_nothing(tmp_path, args, expected):
+    work = tmp_path / "work"  # ../../x from here would be tmp_path's parent
+    work.mkdir()
+    result = command("rl-sweep", *SMALL, "--trials", "1", *args, cwd=work)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert expected in result.stderr and "hunter2" not in result.stderr
+    assert list(tmp_path.rglob("*")) == [tmp_path / "work"]  # nothing made: no folder, no database, no report
 
 
 def test_the_sweeps_own_process_never_imports_torch(tmp_path):

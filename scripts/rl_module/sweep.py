@@ -121,7 +121,9 @@ def _check(config: Config, path: str, parameter: Any, takes: set[str]) -> None:
             raise bad("powerOf takes an integer >= 2, with int = [ low high ] as the exponents")
         if "oneMinus" in parameter and (kind != "float" or not isinstance(parameter["oneMinus"], bool)):
             raise bad("oneMinus = true applies to a float (the value is 1 - the number sampled)")
-        values = [_transform(parameter, low), _transform(parameter, high)]
+        # Its ends, and for a float one value between them: an integer option searched as a float is refused.
+        values = [_transform(parameter, low), _transform(parameter, high)] + \
+            ([_transform(parameter, (low + high) / 2)] if kind == "float" else [])
     schedules = parameter.get("schedule")
     if schedules is not None and (path != "train.learningRate" or not schedules or set(schedules) - set(SCHEDULES)):
         raise bad(f"schedule applies to train.learningRate only, as a list of {', '.join(SCHEDULES)}")
