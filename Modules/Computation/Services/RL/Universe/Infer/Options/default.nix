@@ -51,7 +51,7 @@
   maxConnections = {
     type = "ints.positive";
     default = 256;
-    description = "Most connections the server keeps open at once; past it, a new connection closes the longest-idle one (or itself, when every one is busy).";
+    description = "Most connections the server keeps open at once; past it, a new connection closes the one that has waited longest for its client (idle, or with a request still arriving), or itself when every other one is being answered.";
     example = 1024;
   };
   requestTimeout = {
