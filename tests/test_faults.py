@@ -68,6 +68,11 @@ def test_a_read_only_registry_is_read_and_a_writer_says_it_is_read_only(read_onl
     assert judged.returncode == 1 and len(judged.stderr.strip().splitlines()) == 1, judged.stderr
     assert f"cannot write the registry {db}: the file is read-only for this user" in judged.stderr, judged.stderr
     assert "Traceback" not in judged.stderr and "not a SQLite database" not in judged.stderr
+    # A trainer is refused before it trains, not after the work it could not record.
+    trained = as_a_user("rl-train", "--registry-db", str(db), "--model-dir", str(tmp_path / "never"),
+                        "--total-timesteps", "256", cwd=tmp_path)
+    assert trained.returncode == 1 and "option registry.dbPath" in trained.stderr, trained.stderr
+    assert f"cannot write the registry {db}" in trained.stderr and not (tmp_path / "never").exists()
     assert sorted(p.name for p in db.parent.iterdir()) == ["r.db"]
 
 

@@ -349,10 +349,11 @@ def nu() -> str:
 def test_nushell_helpers_list_best_and_report_over_the_same_database(nu, registry_db, tmp_path):
     db = registry_db
     with Registry(db) as registry:
-        ids = [add(registry, tmp_path, f"m{i}", float(r)) for i, r in enumerate((50, 400, 300))]
+        ids = [add(registry, tmp_path, f"m{i}", float(r), env_id="Acrobot-v1" if i == 2 else "CartPole-v1")
+               for i, r in enumerate((50, 400, 300))]
         for model_id in ids[:2]:
             registry.validate(model_id, RELAXED)
-        registry.validate(ids[2], rules(1000.0, 1, None, 0.1, ""))
+        registry.validate(ids[2], rules(1000.0, 1, None, 0.1, ""))  # the registry's rules for Acrobot-v1: strict
 
     def nu_json(expression: str) -> object:
         result = subprocess.run([nu, "-c", f"use {NU_SCRIPT} *; {expression} | to json -r"],

@@ -132,12 +132,14 @@ def test_kill_9_during_checkpoint_saves_never_leaves_a_row_pointing_at_a_bad_fil
     rng = random.Random(1)
     kills = 0
     for _ in range(6):
+        before = _count(db) if db.exists() else 0
         trainer = subprocess.Popen(
             [str(BIN / "rl-train"), "--total-timesteps", "1000000", "--checkpoint-freq", "32", "--eval-freq", "0",
              "--no-preset", "--agent-kwargs", '{"n_steps": 256}'],
             cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 60
-        while time.time() < deadline and not (db.exists() and _count(db) > 0):
+        deadline = time.time() + 120
+        # This trainer's own first row (not an earlier one's): then it is in its stream of saves.
+        while time.time() < deadline and not (db.exists() and _count(db) > before):
             time.sleep(0.05)
         time.sleep(rng.uniform(0.05, 1.0))  # somewhere in the middle of a stream of saves
         os.kill(trainer.pid, signal.SIGKILL)

@@ -492,8 +492,18 @@ def open_registry(config: Config, *, create: bool = True) -> Registry:
                   "(or PGPASSWORD, PGPASSFILE, PGSERVICEFILE)" if isinstance(error, Unreachable) and is_url(target)
                   else "")
         raise RegistryError(f"option {origin}: {error}{advice}") from None
+    if create:  # a command that records: refused now, not after the work whose result it could not record
+        try:
+            registry.db.check_writable()
+        except Unavailable as error:
+            registry.close()
+            raise RegistryError(f"option {origin}: {error}") from None
     if "store.modelDir" in config.settings:  # a command that loads or checks model files (not rl-registry-list)
-        registry.files = ModelFiles.of(config)
+        try:
+            registry.files = ModelFiles.of(config)
+        except BaseException:
+            registry.close()
+            raise
     return registry
 
 
