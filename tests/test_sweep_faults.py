@@ -146,8 +146,18 @@ def test_a_worker_killed_with_kill_9_is_replaced_and_the_study_reaches_its_exact
 def test_ctrl_c_during_start_up_is_one_line(tmp_path):
     """Ctrl-C while the workers' process imports torch: one line, no traceback from any process."""
     sweep = start(tmp_path, "--trial-timesteps", "1024", "--trials", "1", "--study-name", "early")
-    wait_for(lambda: any("forkserver" in line for line in group(sweep.pid)) or sweep.poll() is not None,
-             "the forkserver to start")
+
+    def importing_torch() -> bool:  # torch's library mapped: the forkserver is inside its imports
+        for line in group(sweep.pid):
+            if "forkserver" in line:
+                try:
+                    if "libtorch" in Path(f"/proc/{line.split()[0]}/maps").read_text():
+                        return True
+                except OSError:
+                    pass
+        return False
+
+    wait_for(lambda: importing_torch() or sweep.poll() is not None, "the forkserver to import torch")
     os.killpg(sweep.pid, signal.SIGINT)
     _, err = sweep.communicate(timeout=60)
     assert sweep.returncode == 130 and err == "rl-sweep: interrupted\n", err
