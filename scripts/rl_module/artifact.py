@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .config import Failure
+
 if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm
     from stable_baselines3.common.vec_env import VecEnv, VecNormalize
@@ -55,9 +57,9 @@ OBJECTS = ("stable_baselines3.common.utils:FloatSchedule", "stable_baselines3.co
 CUSTOM_CLASS = "feature.customClass"  # the marker of a class of the user's own: the loading host's
 
 
-class ArtifactError(Exception):
+class ArtifactError(Failure):
     """A model that cannot be loaded as data (no description, a name outside the allow-list, a signature
-    that does not verify): the message says which and what to do."""
+    that does not verify): the message says which and what to do (one line, exit 1)."""
 
 
 def stats_path(model_path: str | Path) -> Path:
@@ -195,7 +197,33 @@ def _allowed(name: str, modules: tuple[str, ...]) -> type:
                             "(another version of stable-baselines3 or torch?)") from None
     if not isinstance(found, type):
         raise ArtifactError(f"its description names {name[:120]!r}, which is not a class")
+    if _name(found) != name:  # reached through an allowed module's imports (rl_module.registry:subprocess.Popen)
+        raise ArtifactError(f"its description names the class {name[:120]!r}, which is {_name(found)[:120]!r}: not "
+                            "one stable-baselines3, torch or rl-module defines")
     return found
+
+
+def _check_names(described: Any) -> None:
+    """Every name in a description, checked against the allow-lists as text (nothing imported): a
+    description that names anything else is refused where the row's checksums are checked."""
+    if isinstance(described, list):
+        for value in described:
+            _check_names(value)
+    if not isinstance(described, dict):
+        return
+    for kind in ("class", "enum", "namedtuple", "object"):
+        name = described.get(kind)
+        if name is None or name == CUSTOM_CLASS and kind == "class":
+            continue
+        module_name, _, qualname = str(name).partition(":")
+        if (not module_name.startswith(CLASS_MODULES) or not qualname
+                or not all(p.isidentifier() for p in qualname.split("."))
+                or kind == "object" and name not in OBJECTS):
+            raise ArtifactError(f"its description names the class {str(name)[:120]!r}, which is not one "
+                                "stable-baselines3, torch or rl-module defines")
+    for key in ("dict", "tuple", "items", "state", "value"):
+        inner = described.get(key)
+        _check_names(list(inner.values()) if isinstance(inner, dict) else inner)
 
 
 def describe_space(space: Any) -> dict[str, Any]:
@@ -400,6 +428,7 @@ def read_description(zip_bytes: bytes) -> dict[str, Any]:
     if not isinstance(described, dict) or described.get("format") != FORMAT:
         raise ArtifactError(f"its description has format {str(described.get('format'))[:20]!r}; this rl-module "
                             f"reads {FORMAT}: upgrade rl-module")
+    _check_names(list(dict(described.get("entries") or {}).values()))
     pickled = {k for k, v in data.items() if isinstance(v, dict) and ":serialized:" in v}
     missing = sorted(pickled - set(described["entries"]) - set(RUNTIME_STATE))
     if missing:
