@@ -74,7 +74,12 @@ def run(args: argparse.Namespace, server: postgres_server.Server, work: Path, ch
     url = server.url(server.new_database())
     hosts = {h: work / name / h for h in ("a", "b")}
     started = time.monotonic()
-    processes = {h: start(folder, host_command(args, name), url) for h, folder in hosts.items()}
+    # Host b starts once host a has made the study: two hosts starting at the very same moment on an empty
+    # database race to create the registry's and Optuna's tables (the registry then refused one of them).
+    processes = {"a": start(hosts["a"], host_command(args, name), url)}
+    while not study_state(url, name) and processes["a"].poll() is None:
+        time.sleep(0.2)
+    processes["b"] = start(hosts["b"], host_command(args, name), url)
     codes: list[int] = []
     events: list[str] = []
     restarts = [args.trials / 3, 2 * args.trials / 3] if chaos else []
@@ -94,7 +99,8 @@ def run(args: argparse.Namespace, server: postgres_server.Server, work: Path, ch
             restarts.pop(0)
     wall = time.monotonic() - started
     codes += [p.returncode for p in processes.values()]
-    state = study_state(url, name)
+    state = {"ended": 0, "finished": 0, "pruned": 0, "failed": 0, "running": 0, "waiting": 0, "surplus": 0,
+             **study_state(url, name)}
     return {"run": name, "wall_s": round(wall, 1), "exit_codes": codes, "events": events,
             "lost": args.trials - state["ended"], **state}
 
