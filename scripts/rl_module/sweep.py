@@ -762,6 +762,8 @@ def check(config: Config, forked: bool = False) -> dict[str, dict[str, Any]]:
         if checking.pid is not None:
             checking.kill()
         raise
+    if isinstance(refused, BaseException):
+        raise refused
     if refused is not None:
         raise UsageError(refused)
     assert space is not None
@@ -797,11 +799,16 @@ def _checked(config: Config, sent: Any) -> None:
     """_check_all in a forked process, its answer sent back: what it refused as text (an option's error does
     not survive pickling)."""
     try:
-        answer: tuple[Any, str | None] = (_check_all(config), None)
+        answer: tuple[Any, Any] = (_check_all(config), None)
     except UsageError as error:
         answer = (None, str(error))
+    except Exception as error:  # raised again in rl-sweep, as if it had checked itself (a registry refused)
+        answer = (None, error)
     with contextlib.suppress(OSError):  # rl-sweep gone meanwhile (a Ctrl-C while it started): no one to tell
-        sent.send(answer)
+        try:
+            sent.send(answer)
+        except Exception:  # an error that does not pickle: its words
+            sent.send((None, RuntimeError(f"{type(answer[1]).__name__}: {answer[1]}")))
 
 
 def run_workers(config: Config, progress: Any, study: optuna.Study, since: int) -> tuple[str | None, str | None]:
