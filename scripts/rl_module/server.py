@@ -24,8 +24,8 @@ reference. A request holds the Predictor it started with, so in-flight requests 
 and none fails during a swap. A new best that cannot serve is refused (logged) and the old model keeps
 serving: its file missing, changed or not fetched (a copy not yet in the store), or a model that loads and
 cannot predict an action for a sample observation. A refused model is tried again after RETRY_FIRST_S,
-then twice as long each time up to RETRY_MAX_S: a copy that lands late, or is put right, is served with
-no restart.
+then twice as long each time up to infer.pollInterval (and RETRY_MAX_S): a copy that lands late, or is
+put right, is served within two poll intervals, with no restart.
 """
 
 from __future__ import annotations
@@ -197,7 +197,9 @@ class Hotswap:
                 _same_spaces(self.current.predictor, predictor)
         except Exception as error:  # whatever the model does on loading (a missing encoder's module, ...)
             before = self.refused.get(best.id)
-            delay = RETRY_FIRST_S if before is None else min(before.delay * 2, RETRY_MAX_S)
+            # Never longer apart than the poll: a copy put right is served within two poll intervals.
+            cap = min(RETRY_MAX_S, max(RETRY_FIRST_S, float(self.config.infer.pollInterval)))
+            delay = RETRY_FIRST_S if before is None else min(before.delay * 2, cap)
             self.refused[best.id] = Refusal(delay, time.monotonic() + delay)
             self.last_error = f"model {best.id}: {type(error).__name__}: {error}"
             log.warning("hotswap to model %d refused: %s; %s; tried again in %g s", best.id, error, keeps, delay,
