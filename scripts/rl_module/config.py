@@ -151,7 +151,8 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         if message.startswith("unrecognized arguments:"):
             unknown = message.split(":", 1)[1].split()
-            known = [s for action in self._actions for s in action.option_strings]
+            # Only what this command shows in --help: another command's option is no suggestion here.
+            known = [s for action in self._actions if action.help != argparse.SUPPRESS for s in action.option_strings]
             hints = []
             for word in unknown:
                 flag = word.split("=", 1)[0]
@@ -171,21 +172,27 @@ def _metavar(option: Option) -> str:
     return option.flag.lstrip("-").replace("-", "_").upper()
 
 
-def add_options(parser: argparse.ArgumentParser, spec: Spec, features: tuple[str, ...]) -> None:
-    """One argument group per feature, one flag per option (two for booleans), all from the spec."""
+def add_options(parser: argparse.ArgumentParser, spec: Spec, features: tuple[str, ...],
+                shown: Callable[[str], bool] = lambda path: True) -> None:
+    """One argument group per feature, one flag per option (two for booleans), all from the spec. An
+    option that is not `shown` is still parsed, and hidden from --help and from suggestions."""
     for feature in spec.features:
         if feature.key not in features:
             continue
-        group = parser.add_argument_group(f"{feature.name} options")
+        visible = [option for option in feature.options if shown(option.path)]
+        group = parser.add_argument_group(f"{feature.name} options") if visible else parser
         for option in feature.options:
             default = spec_module.to_nix(option.default)
             help_text = f"{option.description} [env {option.env}; default {default}]".replace("%", "%%")
+            if not shown(option.path):
+                help_text = argparse.SUPPRESS
             if option.neg_flag is not None:
                 # The flag itself is stored, so that the source of the value names it.
                 group.add_argument(option.flag, dest=option.path, action="store_const", const=option.flag,
                                    default=argparse.SUPPRESS, help=help_text)
                 group.add_argument(option.neg_flag, dest=option.path, action="store_const",
-                                   const=option.neg_flag, default=argparse.SUPPRESS, help=f"turn {option.path} off")
+                                   const=option.neg_flag, default=argparse.SUPPRESS,
+                                   help=f"turn {option.path} off" if shown(option.path) else argparse.SUPPRESS)
             else:
                 group.add_argument(option.flag, dest=option.path, default=argparse.SUPPRESS,
                                    metavar=_metavar(option), help=help_text)
@@ -251,26 +258,50 @@ class Command:
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
     # Options resolved after the environment and flags, over defaults only (training presets).
     layer: Callable[[Config], Config] | None = None
+    # What the command reads, as features or option paths (None: all of `features`). The others are resolved
+    # (a run records the whole space) but left out of --help and suggestions; --help-all shows them all.
+    uses: tuple[str, ...] | None = None
 
-    def parser(self, spec: Spec) -> Parser:
+    def reads(self, path: str) -> bool:
+        return self.uses is None or path in self.uses or path.split(".", 1)[0] in self.uses
+
+    def parser(self, spec: Spec, everything: bool = False) -> Parser:
         parser = Parser(prog=self.prog, description=self.description, allow_abbrev=False,
                         epilog="Every option is also an environment variable (shown in brackets); "
-                               "flags win over the environment, which wins over defaults.")
+                               "flags win over the environment, which wins over defaults."
+                               + (" --help-all lists the whole option space." if not everything and any(
+                                   not self.reads(o.path) for o in spec.options(self.features)) else ""))
         parser.add_argument("--print-config", action="store_true",
                             help="print the resolved configuration, with the source of each value, as JSON and exit")
+        if self.features:
+            parser.add_argument("--help-all", action=_HelpAll, command=self,
+                                help="show the help with every option of the option space, also those this "
+                                     "command does not read, and exit")
         if self.add_arguments:
             self.add_arguments(parser)
         # The usage line shows the command's own arguments; the options, dozens of them, are in --help.
         own = parser.format_usage().removeprefix("usage: ").strip()
         parser.usage = own.replace(self.prog, "%(prog)s", 1) + (" [OPTION ...]" if self.features else "")
-        add_options(parser, spec, self.features)
+        add_options(parser, spec, self.features, (lambda path: True) if everything else self.reads)
         return parser
 
     def configure(self, argv: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[Config, argparse.Namespace]:
         spec = spec_module.load()
         for warning in unknown_variables(spec, environ):
             print(f"{self.prog}: {warning}", file=sys.stderr)
-        args = self.parser(spec).parse_args(argv)
+        arguments = list(sys.argv[1:] if argv is None else argv)
+        parser = self.parser(spec)
+        if "--print-config" in arguments:  # the configuration alone: what to act on is not needed to show it
+            for action in parser._actions:
+                if not action.option_strings and action.required:
+                    action.required, action.nargs = False, "*" if action.nargs == "+" else "?"
+        args = parser.parse_args(arguments)
+        for option in spec.options(self.features):
+            flag = getattr(args, option.path, None)
+            if flag is not None and not self.reads(option.path):
+                shown = flag if option.is_bool else option.flag
+                print(f"{self.prog}: warning: {shown} ({option.path}) is not read by {self.prog} and does nothing "
+                      f"here ({self.prog} --help lists what it reads)", file=sys.stderr)
         config = resolve(spec, self.features, args, environ)
         check_values(config)
         if "env" in self.features:
@@ -280,6 +311,19 @@ class Command:
         if self.layer:
             config = self.layer(config)
         return config, args
+
+
+class _HelpAll(argparse.Action):
+    """--help-all: the help with the whole option space, for a command whose --help shows what it reads."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, command: Command, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+        self.command = command
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        self.command.parser(spec_module.load(), everything=True).print_help()
+        parser.exit()
 
 
 # Options that name a database: a typo in a URL's scheme must not become a file of that name.

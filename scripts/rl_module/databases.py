@@ -67,7 +67,9 @@ def check_target(value: str | Path, origin: str) -> None:
             close = [scheme.lower()]
         hint = f" (did you mean {close[0]}://?)" if close else ""
         if scheme.lower() == "sqlite":
-            hint = " (a SQLite registry is named by its file path alone)"
+            path = text.split("://", 1)[1]
+            path = path.removeprefix("/")  # as SQLAlchemy reads it: sqlite:////abs/x.db, sqlite:///relative.db
+            hint = f" (a SQLite registry is named by its file path alone: give {path})"
         raise UsageError(f"{origin}: {shown!r} has an unknown scheme {scheme}://{hint}; expected a SQLite file path "
                          "or a PostgreSQL URL (postgresql://user@host:port/database)")
     problem = _unreadable(text)

@@ -64,8 +64,7 @@ def locate(config: Config, *, load_best: bool = False) -> Located:
         else:
             best = registry.best_loadable(config.given("env.envId"), config.given("agent.algorithm"))
             if best is None:
-                raise NoModel(f"no validated model in the registry {registry.where}"
-                                    + _filter_note(config))
+                raise NoModel(registry.nothing_loadable(_filter_note(config)))
             model, files = best
     layered = _with_run(config, _flat(model.hyperparams), f"registry model {model.id}")
     # Other tools write 'PPO': the registry compares names case-insensitively, the options take ppo.

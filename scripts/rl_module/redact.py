@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
 
 MASK = "***"
+DATABASE_SCHEMES = ("postgresql", "postgres", "mysql")
 # Query parameters that carry a credential (OpenTelemetry collectors, presigned URLs, API gateways).
 SECRET_PARAMETERS = re.compile(r"token|key|secret|password|passwd|pwd|auth|signature|credential|sig$", re.I)
 _URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
@@ -52,9 +53,10 @@ def url(text: str) -> str:
     if "@" in netloc:
         userinfo, host = netloc.rsplit("@", 1)
         user = userinfo.split(":", 1)[0]
-        # A lone user name is a role where passwords live elsewhere (PostgreSQL's PGPASSFILE); elsewhere
-        # it may be a token (https://TOKEN@host).
-        lone = user if parts.scheme in ("postgresql", "postgres") else MASK
+        # A lone user name is a database's role, whose password lives elsewhere (PostgreSQL's PGPASSFILE),
+        # also behind SQLAlchemy's driver suffix (postgresql+psycopg://, an Optuna storage); elsewhere it
+        # may be a token (https://TOKEN@host).
+        lone = user if parts.scheme.split("+", 1)[0] in DATABASE_SCHEMES else MASK
         netloc = f"{user}:{MASK}@{host}" if ":" in userinfo else f"{lone}@{host}"
     query = parts.query
     if query:

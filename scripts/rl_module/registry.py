@@ -723,8 +723,9 @@ class Registry:
     def best_loadable(self, env_id: str | None = None,
                       algorithm: str | None = None) -> tuple[Model, ModelBytes] | None:
         """The best validated model whose file is intact; a missing or changed file is skipped (and
-        logged), never loaded."""
+        logged), never loaded; `refused` keeps why, for nothing_loadable()."""
         offset = 0
+        self.refused: list[str] = []
         while True:
             where, params = self._filters(True, env_id, algorithm)
             rows = self.db.execute(f"SELECT * FROM models{where} ORDER BY mean_reward DESC LIMIT 16 OFFSET ?",
@@ -737,8 +738,20 @@ class Registry:
                 try:
                     return model, read_verified(model, self.files)
                 except RegistryError as error:
+                    self.refused.append(str(error))
                     log.warning("%s", error, extra=event("rl.model.refused", model_id=model.id))
             offset += len(rows)
+
+    def nothing_loadable(self, wanted: str = "") -> str:
+        """What to say when best_loadable() found nothing: no validated model (`wanted`: the filter), or
+        validated models of which none can be loaded on this host, and what to do."""
+        refused = getattr(self, "refused", [])
+        if not refused:
+            return f"no validated model in the registry {self.where}{wanted}"
+        count = f"{len(refused)} validated model{'s' if len(refused) != 1 else ''}"
+        return (f"the registry {self.where} has {count}{wanted}, and none can be loaded here (the best: "
+                f"{refused[0]}); run from the folder they were trained in, or name it with --model-dir "
+                f"(store.modelDir)")
 
     def wait_for_change(self, timeout: float, stop: threading.Event) -> bool:
         """Whether the best model may have changed, after at most `timeout` seconds (False on a stop):

@@ -473,6 +473,10 @@ class WandbStore(ExperimentStore):
         self.run.finish(exit_code=0 if succeeded else 1)
 
 
+class MissingBucket(Exception):
+    """The S3 bucket store.trackingUri names is not there (a bucket is made by its owner, never by a run)."""
+
+
 class S3Store(ExperimentStore):
     """An S3 bucket (or an S3-compatible server through store.endpointUrl): s3://bucket/prefix/<run>/..."""
 
@@ -487,7 +491,17 @@ class S3Store(ExperimentStore):
         self.run_prefix = ""
 
     def start(self, run: Run, config: Config) -> None:
-        self.client.head_bucket(Bucket=self.bucket)
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except ClientError as error:
+            code = str(error.response.get("Error", {}).get("Code"))
+            if code not in ("404", "NoSuchBucket"):
+                raise
+            raise MissingBucket(f"bucket {self.bucket!r} does not exist (store.trackingUri s3://{self.bucket}/...): "
+                                "rl-module never creates one, it must exist before a run uploads to it; create it "
+                                f"(aws s3 mb s3://{self.bucket}) or name an existing bucket") from None
         self.run_prefix = "/".join(p for p in (self.prefix, run.id) if p)
 
     def upload(self, path: Path, folder: str) -> str:

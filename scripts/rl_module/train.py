@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import agent, env, eval, obs, redact, registry, stopping, store
-from .config import Config, Failure, Setting, flatten
+from .config import DEFAULT, Config, Failure, Setting, UsageError, flatten
 from .databases import is_url
 from .env import EnvInfo
 from .logs import event
@@ -53,10 +53,18 @@ def apply_preset(config: Config) -> Config:
 
 
 # -- resume -------------------------------------------------------------------------------------------
-# A resumed run is the same run: its config.json decides. What may differ now is what cannot change what
-# is learned or how it is recorded: more steps, and how the run is watched.
+# A resumed run is the same run: its config.json decides. What may differ now: more steps, how the run is
+# watched, and the hyperparameters a saved model takes for real (set on it after loading, recorded from
+# the step it resumes at, see _take_hyperparameters).
 RESUME_MAY_CHANGE = ("train.resume", "train.totalTimesteps", "train.progressBar", "train.threads",
-                     "store.checkpointFreq", "store.replayBuffer")
+                     "store.checkpointFreq", "store.replayBuffer", "train.learningRate", "train.gamma",
+                     "train.batchSize")
+# What a run is: none of it may change on resume, whatever says so (a flag, the environment, or the run's
+# config.json edited by hand). config.json keeps these as the run started under "identity". agent.kwargs is
+# here too: its keywords are the saved model's own (a changed one would be recorded and not used).
+RUN_IDENTITY = ("agent.algorithm", "env.envId", "env.kwargs", "agent.policyType", "agent.netArch",
+                "agent.activation", "agent.kwargs", "feature.encoder", "feature.customClass", "feature.embedDim",
+                "obs.normalize", "obs.stackFrames", "obs.clipRange")
 RESUME_MAY_CHANGE_FEATURES = ("metrics", "traces", "logs")
 # Paths in config.json are relative to the folder the run was started from (recorded as "cwd").
 RUN_PATHS = ("store.modelDir", "registry.dbPath")
@@ -66,9 +74,36 @@ def _may_change(path: str) -> bool:
     return path in RESUME_MAY_CHANGE or path.split(".")[0] in RESUME_MAY_CHANGE_FEATURES
 
 
+def recorded_source(run_id: str, source: str) -> str:
+    """The source of a value read from a run's config.json: that file, and what it says set the value."""
+    where = f"{store.CONFIG_FILE} of run {run_id}"
+    return source if source.startswith(where) else f"{where} (recorded there as from {source})"
+
+
+def identity(config: Config) -> dict[str, Any]:
+    """What identifies the run this configuration trains (RUN_IDENTITY), JSON-ready."""
+    return {path: config.values()[path.split(".")[0]][path.split(".")[1]] for path in RUN_IDENTITY
+            if path in config.settings}
+
+
+def _check_identity(path: str, value: Any, data: dict[str, Any], run_id: str, source: str) -> None:
+    """A value recorded in config.json that is not the one the run started with: its config.json was edited."""
+    started = (data.get("identity") or {}).get(path)
+    if path not in RUN_IDENTITY or started is None:
+        return
+    started = coerce(started, load_spec().option(path).type)
+    if started != value:
+        shown = [list(v) if isinstance(v, tuple) else v for v in (value, started)]
+        raise UsageError(f"option {path} from {source}: {shown[0]!r} cannot change when resuming run {run_id}, "
+                         f"which was trained with {shown[1]!r} (it identifies the run: the algorithm, the env and "
+                         f"its kwargs, the policy, the encoder, the spaces and the normalization do); put back "
+                         f"{shown[1]!r}, or train a new run without --resume")
+
+
 def resume_config(config: Config) -> Config:
     """The configuration of the run train.resume names, from its config.json, with what may change taken
-    from `config`; an option set now to another value that may not change is refused (exit 2)."""
+    from `config`; an option set now to another value that may not change is refused (exit 2), and so is
+    one of the run's identity edited in its config.json."""
     run = store.find_run(config)
     data = store.read_run_config(run.directory)
     recorded: dict[str, dict[str, Any]] = flatten(data["options"])
@@ -85,12 +120,16 @@ def resume_config(config: Config) -> Config:
             settings[path] = now
             continue
         value = coerce(entry["value"], spec.option(path).type)
+        source = recorded_source(run.id, str(entry.get("source")))
+        _check_identity(path, value, data, run.id, source)
         same = value == now.value
         if path in RUN_PATHS and not is_url(value):  # a PostgreSQL URL is the same from any folder
             value = str(started_in / value) if not Path(value).is_absolute() else value
             same = Path(value).resolve() == Path(now.value).resolve() and not is_url(now.value)
-        if config.given(path) is None or same:
-            settings[path] = Setting(value, entry["source"])
+        if same and (now.source == DEFAULT or now.source.startswith("preset")):
+            settings[path] = now  # the default (or the preset) gives it: that is where it comes from
+        elif config.given(path) is None or same:
+            settings[path] = Setting(value, source)
         elif path == "train.totalTimesteps" and now.value < value:
             raise config.refuse(path, f"may only grow when resuming: run {run.id} was set to {value:,} steps")
         elif _may_change(path):
@@ -100,7 +139,11 @@ def resume_config(config: Config) -> Config:
             shown = list(value) if isinstance(value, tuple) else value
             raise config.refuse(path, f"cannot change when resuming run {run.id}, which was trained with "
                                       f"{shown!r}; a resumed run may change only {may}")
-    return Config(settings)
+    resumed = Config(settings)
+    newest = store.newest_model(run)
+    if newest is not None:  # before any check of the options: an algorithm's own refusals would speak first
+        _check_saved_algorithm(resumed, run, newest[0])
+    return resumed
 
 
 @dataclass(frozen=True)
@@ -122,10 +165,63 @@ def _resume_point(config: Config) -> Resume:
     path, timesteps = newest
     if timesteps >= config.train.totalTimesteps:
         raise config.refuse("train.totalTimesteps", f"is reached: run {run.id} has trained {timesteps:,} steps; "
-                                                    "ask for more to extend it")
+                                                    "ask for more to extend it (--total-timesteps)")
     result = run.directory / store.RESULT_FILE
     previous = json.loads(result.read_text(encoding="utf-8")) if result.is_file() else None
     return Resume(run, path, timesteps, previous)
+
+
+def _check_saved_algorithm(config: Config, run: store.Run, model_path: Path) -> None:
+    """The model a run continues was trained by its algorithm (what its description says, whatever the
+    run's config.json says now)."""
+    from .artifact import ArtifactError, read_description
+
+    try:
+        saved = read_description(model_path.read_bytes())["algorithm"]
+    except (ArtifactError, OSError, KeyError):
+        return  # loading says what is wrong with the file
+    if saved != config.agent.algorithm:
+        raise config.refuse("agent.algorithm", f"cannot change when resuming run {run.id}, whose model "
+                                               f"{model_path.name} is a {saved} model; train a new run without "
+                                               "--resume")
+
+
+def _take_hyperparameters(model: BaseAlgorithm, config: Config) -> dict[str, dict[str, Any]]:
+    """Set the hyperparameters of this configuration on a loaded model (SB3's load keeps the saved ones):
+    a resumed run learns with what it records. Returns what changed, {option: {"from", "to"}}."""
+    kwargs = config.agent.kwargs  # agent.kwargs wins over the options, as when the model was built
+    wanted: dict[str, tuple[str, Any]] = {
+        "gamma": ("train.gamma", float(kwargs.get("gamma", config.train.gamma))),
+        "learning_rate": ("train.learningRate", kwargs.get("learning_rate", config.train.learningRate)),
+    }
+    if hasattr(model, "batch_size") and config.agent.algorithm != "a2c":
+        wanted["batch_size"] = ("train.batchSize", int(kwargs.get("batch_size", config.train.batchSize)))
+    changed: dict[str, dict[str, Any]] = {}
+    for attribute, (path, value) in wanted.items():
+        before = getattr(model, attribute)
+        if attribute == "learning_rate":
+            if _rate_text(before) == _rate_text(value):
+                continue
+            model.learning_rate = agent.schedule(value)
+            model._setup_lr_schedule()
+            before, value = _rate_text(before), _rate_text(value)
+        elif before == value:
+            continue
+        else:
+            setattr(model, attribute, value)
+            if attribute == "gamma" and getattr(model, "rollout_buffer", None) is not None:
+                model.rollout_buffer.gamma = value  # type: ignore[attr-defined]  # the returns it computes
+        changed[path] = {"from": before, "to": value}
+    return changed
+
+
+def _rate_text(rate: Any) -> str:
+    """A learning rate as options write it: 0.0003, or lin_0.001 for a linear decay."""
+    start = getattr(rate, "start", None)
+    if start is not None:
+        return f"lin_{float(start):g}"
+    text = str(rate)
+    return f"lin_{float(text.removeprefix('lin_')):g}" if text.startswith("lin_") else f"{float(text):g}"
 
 
 # -- plan ---------------------------------------------------------------------------------------------
@@ -263,6 +359,7 @@ class TrainResult:
     segments: list[dict[str, Any]] = field(default_factory=list)  # each process that trained the run
     threshold_reached_at: float | None = None  # wall-clock time a model reaching the threshold was saved
     threshold_reached_steps: int | None = None
+    stop_reason: str | None = None  # why training ended before total_timesteps (train.stopOnReward, a pruner)
     evaluations: list[dict[str, float]] = field(default_factory=list)
     model_id: int | None = None  # the saved model's registry id
     validated: bool | None = None
@@ -294,6 +391,7 @@ class _EvalTracker:
         self.reached_at: float | None = previous.get("threshold_reached_at")
         self.reached_steps: int | None = previous.get("threshold_reached_steps")
         self.stopped = False
+        self.stop_reason: str | None = None  # why training ended before train.totalTimesteps, when it did
         self.pruned = False
         self.reported_updates = 0  # the policy's update count at the last evaluation shown to a pruner
 
@@ -355,6 +453,11 @@ def _after_eval(tracker: _EvalTracker, recorder: registry.Recorder | None, confi
                 log.info("stopping on reward: %.2f >= %g, the last evaluations converged", result.mean_reward,
                          threshold, extra=event("rl.run.stop_on_reward", timesteps=self.num_timesteps))
                 tracker.stopped = True
+                converged = (f"and the last {window} evaluations agree within {tolerance:g} x their mean "
+                             f"(registry.convergenceWindow, registry.convergenceTolerance)" if window is not None
+                             else "(no convergence window)")
+                tracker.stop_reason = (f"train.stopOnReward: the evaluation at {self.num_timesteps:,} steps "
+                                       f"scored {result.mean_reward:.2f} >= {threshold:g} {converged}")
                 return False
             return True
 
@@ -429,12 +532,20 @@ def train(plan: Plan) -> TrainResult:
             if resume is None:
                 # The model is built before the run directory exists: a refusal leaves nothing behind.
                 model = agent.build(config, venv, plan.policy_kwargs, seed=seed, device=plan.device)
+                changes: dict[str, dict[str, Any]] = {}
                 run = store.new_run(config)
                 lock = run.lock()
             else:
                 run = resume.run
                 lock = run.lock()  # before loading: another process may be training this run
-                model = agent.resume(resume.model_path, config, venv, seed=seed, device=plan.device)
+                try:
+                    model = agent.resume(resume.model_path, config, venv, seed=seed, device=plan.device)
+                except ValueError as error:  # SB3's check of the spaces: the env is not the run's
+                    if "spaces do not match" not in str(error):
+                        raise
+                    raise config.refuse("env.envId", f"cannot change when resuming run {run.id}: its model "
+                                                     f"was trained on other spaces ({error})") from None
+                changes = _take_hyperparameters(model, config)
                 _restore_replay(model, resume.model_path)
             try:
                 with logs.to_file(run.directory / "train.log", config.logs.level), \
@@ -443,7 +554,8 @@ def train(plan: Plan) -> TrainResult:
                     recorder = registry.Recorder(config, run.id, trial) if config.registry.enable else None
                     uploader = store.Uploader(run, config)
                     try:
-                        return _learn(plan, model, run, venv, eval_venv, started, recorder, signals, uploader, stop)
+                        return _learn(plan, model, run, venv, eval_venv, started, recorder, signals, uploader, stop,
+                                      changes)
                     except stopping.Stopped:
                         uploader.finish(run, succeeded=False, timeout=0.0)  # at once: the queue is listed
                         raise
@@ -513,13 +625,15 @@ def _restore_replay(model: Any, model_path: Path) -> None:
 
 def _learn(plan: Plan, model: BaseAlgorithm, run: store.Run, venv: VecEnv, eval_venv: VecEnv,
            started: float, recorder: registry.Recorder | None, signals: Telemetry,
-           uploader: store.Uploader, stop: stopping.GracefulStop) -> TrainResult:
+           uploader: store.Uploader, stop: stopping.GracefulStop, changes: dict[str, dict[str, Any]]) -> TrainResult:
     from . import metrics, plots, traces
 
     config, resume = plan.config, plan.resume
     done, target = (resume.timesteps if resume else 0), config.train.totalTimesteps
+    # The identity is the run's as it started: carried from segment to segment, never taken from an edit.
+    started_as = (store.read_run_config(run.directory).get("identity") if resume else None) or identity(config)
     store.write_json(run.directory / store.CONFIG_FILE,
-                     {"run": run.id, "cwd": os.getcwd(), "options": config.describe()})
+                     {"run": run.id, "cwd": os.getcwd(), "identity": started_as, "options": config.describe()})
     if resume is None:
         log.info("run %s started: %s on %s, %d steps, seed %d, device %s", run.id, config.agent.algorithm,
                  config.env.envId, target, plan.seed, plan.device,
@@ -527,6 +641,9 @@ def _learn(plan: Plan, model: BaseAlgorithm, run: store.Run, venv: VecEnv, eval_
     else:
         log.info("run %s resumed at %d of %d steps from %s", run.id, done, target, resume.model_path,
                  extra=event("rl.run.resumed", run_id=run.id, timesteps=done, model_path=str(resume.model_path)))
+    for path, change in changes.items():
+        log.info("%s is %s from step %d on (it was %s)", path, change["to"], done, change["from"],
+                 extra=event("rl.run.hyperparameter_changed", option=path, timesteps=done, value=str(change["to"])))
     model.set_logger(store.logger(run))
     model.logger.output_formats.append(store.logger_writer(uploader))
     tracker = _EvalTracker(resume.previous if resume else None)
@@ -602,7 +719,8 @@ def _learn(plan: Plan, model: BaseAlgorithm, run: store.Run, venv: VecEnv, eval_
         tracker.reached_at, tracker.reached_steps = time.time(), saved.timesteps
     previous = (resume.previous or {}) if resume else {}
     segment = {"started_at": started, "from_timesteps": done, "to_timesteps": saved.timesteps, "status": status,
-               "signal": stop.signal_name, "wall_time": time.time() - started, "train_time": train_time}
+               "signal": stop.signal_name, "wall_time": time.time() - started, "train_time": train_time,
+               "changed": changes}
     segments = [*previous.get("segments", []), segment]
     learned_time = sum(s["train_time"] for s in segments)
     outcome = TrainResult(
@@ -615,7 +733,7 @@ def _learn(plan: Plan, model: BaseAlgorithm, run: store.Run, venv: VecEnv, eval_
         threshold=plan.threshold, stopped_early=tracker.stopped, status=status, signal=stop.signal_name,
         total_timesteps=target, resumed_from=done if resume else None, segments=segments,
         threshold_reached_at=tracker.reached_at, threshold_reached_steps=tracker.reached_steps,
-        evaluations=tracker.history,
+        stop_reason=tracker.stop_reason, evaluations=tracker.history,
         model_id=validation.model_id if validation else None, validated=validation.valid if validation else None,
         failing_rules=validation.failing() if validation else [],
     )

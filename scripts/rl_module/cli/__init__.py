@@ -24,6 +24,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_CLOSED_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a Unix tool whose reader went away
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "Failure", "run"]
 
@@ -76,6 +77,9 @@ def _run(command: Command, argv: Sequence[str] | None, environ: Mapping[str, str
     except KeyboardInterrupt:
         print(f"{command.prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader went away (`| head`): end quietly, as Unix tools do
+        _quiet_stdout()
+        return EXIT_CLOSED_PIPE
     except Exception as error:  # the last line of defence: one line, the traceback in a file
         try:
             log = _write_traceback(command.prog)
@@ -84,6 +88,17 @@ def _run(command: Command, argv: Sequence[str] | None, environ: Mapping[str, str
         print(f"{command.prog}: unexpected error: {type(error).__name__}: {text(str(error))} (full log: {log})",
               file=sys.stderr)
         return EXIT_FAILED
+
+
+def _quiet_stdout() -> None:
+    """Point standard output at /dev/null: what is still buffered for a closed pipe is dropped, not flushed
+    into another BrokenPipeError when the interpreter exits."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no standard output to redirect (closed, or not a file)
+        pass
 
 
 def _crash_folder() -> str:

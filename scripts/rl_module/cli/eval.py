@@ -60,7 +60,9 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 
 
 COMMAND = Command(prog="rl-eval", description=__doc__.split("\n\n")[0], features=ALL_FEATURES, action=_eval,
-                  add_arguments=_arguments, layer=model_layer)
+                  add_arguments=_arguments, layer=model_layer,
+                  uses=("env", "obs", "feature", "agent", "eval", "store", "registry", "logs", "infer.modelId",
+                        "infer.modelPath"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -68,7 +68,9 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 
 
 COMMAND = Command(prog="rl-infer", description=__doc__.split("\n\n")[0], features=ALL_FEATURES, action=_infer,
-                  add_arguments=_arguments, layer=model_layer)
+                  add_arguments=_arguments, layer=model_layer,
+                  uses=("env", "obs", "feature", "agent", "eval.deterministic", "infer", "store", "registry",
+                        "metrics", "traces", "logs"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,7 +14,7 @@ def _load_best(config: Config, args: argparse.Namespace) -> int:
     with existing(config) as registry:
         best = registry.best_loadable(config.given("env.envId"), config.given("agent.algorithm"))
         if best is None:
-            raise RegistryError(f"no validated model in {registry.where}")
+            raise RegistryError(registry.nothing_loadable())
     print(best[1].path)
     return 0
 

@@ -19,6 +19,8 @@ def _list(config: Config, args: argparse.Namespace) -> int:
         models = registry.models(validated=args.validated, env_id=config.given("env.envId"),
                                  algorithm=config.given("agent.algorithm"), limit=args.top_n)
         where = registry.where
+        # Nothing under a filter: name what the registry does hold, a filter's typo being the likely cause.
+        held = _held(registry.models(limit=None), config) if not models else ""
     if args.plot is not None:
         from ..plots import plot, read_curve
 
@@ -31,9 +33,30 @@ def _list(config: Config, args: argparse.Namespace) -> int:
               file=sys.stderr)
     if args.json:
         print(json.dumps([m.as_dict() for m in models], indent=2))
+        if held:
+            print(f"rl-registry-list: no models in {where}{held}", file=sys.stderr)
     else:
-        print(table(models) if models else f"no models in {where}")
+        print(table(models) if models else f"no models in {where}{held}")
     return 0
+
+
+def _held(everything: list[Model], config: Config) -> str:
+    """For an empty answer to a filter: the env ids (and algorithms) the registry holds, with a did-you-mean."""
+    import difflib
+
+    notes = []
+    for path, field in (("env.envId", "env_id"), ("agent.algorithm", "algorithm")):
+        wanted = config.given(path)
+        if wanted is None:
+            continue
+        held = sorted({str(getattr(m, field)) for m in everything})
+        if not held or str(wanted) in held:
+            continue
+        close = difflib.get_close_matches(str(wanted), held, n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        notes.append(f"{path} {wanted!r} (from {config.source(path)}) matches none; it holds "
+                     f"{', '.join(held)}{hint}")
+    return f": {'; '.join(notes)}" if notes else ""
 
 
 def _run_dir(model: Model) -> Path | None:

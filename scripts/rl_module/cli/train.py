@@ -55,8 +55,8 @@ def summary(result: object) -> str:
         if r["threshold_reached_at"] is not None:
             when = r["threshold_reached_at"] - r["started_at"]
             reached = f"reached at {r['threshold_reached_steps']:,} steps, {when:.1f} s in"
-            if r["stopped_early"]:
-                reached += "; training stopped there"
+            if r["stopped_early"] and r.get("stop_reason"):  # when and why, which need not be where it was reached
+                reached += f"; training stopped at {r['timesteps']:,} steps: {r['stop_reason']}"
         else:
             reached = "not reached"
         lines.append(f"  threshold    {r['threshold']:g}: {reached}")
@@ -91,7 +91,8 @@ def _layer(config: Config) -> Config:
 
 
 COMMAND = Command(prog="rl-train", description=__doc__.split("\n\n")[0], features=ALL_FEATURES, action=_train,
-                  add_arguments=_arguments, layer=_layer)
+                  add_arguments=_arguments, layer=_layer,
+                  uses=tuple(f for f in ALL_FEATURES if f not in ("sweep", "infer")))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
