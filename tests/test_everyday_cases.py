@@ -87,9 +87,14 @@ def test_an_env_and_an_encoder_from_the_current_folder(project):
     vectorized = command("rl-train", "--env-id", "mypkg.envs:Corridor", "--n-envs", "2", "--vec-env", "subproc",
                          "--episodes", "1", "--max-episode-steps", "40", *SMALL, cwd=project)
     assert vectorized.returncode == 0, vectorized.stderr
-    evaluated = command("rl-eval", "--model-path", model, "--episodes", "2", "--json", cwd=project)
+    # The encoder's class comes from the loading host's own options, never from the model or its run.
+    unnamed = command("rl-eval", "--model-path", model, "--episodes", "2", cwd=project)
+    assert unnamed.returncode == 1 and unnamed.stderr.count("\n") == 1, unnamed.stderr
+    assert "trained with a custom encoder: set feature.customClass on this host" in unnamed.stderr
+    own = ("--custom-class", "mypkg.encoders:Tiny")
+    evaluated = command("rl-eval", "--model-path", model, *own, "--episodes", "2", "--json", cwd=project)
     assert evaluated.returncode == 0, evaluated.stderr
-    inferred = command("rl-infer", "--model-path", model, "--obs", "[0.5]", cwd=project)
+    inferred = command("rl-infer", "--model-path", model, *own, "--obs", "[0.5]", cwd=project)
     assert inferred.returncode == 0 and json.loads(inferred.stdout) in (0, 1), inferred.stderr
 
     elsewhere = project / "elsewhere"

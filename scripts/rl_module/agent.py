@@ -213,7 +213,10 @@ def load(data: bytes, config: Config, device: str = "auto") -> BaseAlgorithm:
     unpickled (artifact.py)."""
     from . import artifact
 
-    return artifact.load(data, config.agent.algorithm, device=device, custom_class=trusted_custom_class(config))
+    try:
+        return artifact.load(data, config.agent.algorithm, device=device, custom_class=trusted_custom_class(config))
+    except artifact.ArtifactError as error:
+        raise artifact.ArtifactError(f"cannot load the model: {error}") from None
 
 
 def trusted_custom_class(config: Config) -> type | None:
