@@ -48,8 +48,18 @@ def start(folder: Path, command: list[str], url: str) -> subprocess.Popen[str]:
 
 
 def study_state(url: str, study: str) -> dict[str, int]:
+    """The study's trials by state; {} before rl-sweep has made it. Optuna's storage creates its tables when
+    opened, and a database holding them but not the registry's is refused as a registry: read only once
+    rl-sweep has made both."""
     import optuna
+    import psycopg
 
+    try:
+        with psycopg.connect(url, connect_timeout=5) as db:
+            if db.execute("SELECT to_regclass('public.studies')").fetchone() in (None, (None,)):
+                return {}
+    except psycopg.Error:  # the database restarting
+        return {}
     try:
         trials = optuna.load_study(study_name=study, storage="postgresql+psycopg://" + url.split("://", 1)[1]) \
             .get_trials(deepcopy=False)
