@@ -197,7 +197,8 @@ def test_resume_refuses_what_may_not_change_and_says_what_may(tmp_path):
     shown = resume("--total-timesteps", "512", "--log-level", "debug", "--print-config")
     assert shown.returncode == 0, shown.stderr
     config = json.loads(shown.stdout)
-    assert config["env"]["seed"] == {"value": 1, "source": "flag --seed"}
+    assert config["env"]["seed"] == {"value": 1,
+                                     "source": f"config.json of run {run_id} (recorded there as from flag --seed)"}
     assert config["agent"]["kwargs"]["value"] == {"n_steps": 128}
     assert config["train"]["totalTimesteps"] == {"value": 512, "source": "flag --total-timesteps"}
     assert config["logs"]["level"]["value"] == "debug"

@@ -296,13 +296,13 @@ class Command:
                 if not action.option_strings and action.required:
                     action.required, action.nargs = False, "*" if action.nargs == "+" else "?"
         args = parser.parse_args(arguments)
+        config = resolve(spec, self.features, args, environ)  # a bad value is refused first, on its own line
         for option in spec.options(self.features):
             flag = getattr(args, option.path, None)
             if flag is not None and not self.reads(option.path):
                 shown = flag if option.is_bool else option.flag
                 print(f"{self.prog}: warning: {shown} ({option.path}) is not read by {self.prog} and does nothing "
                       f"here ({self.prog} --help lists what it reads)", file=sys.stderr)
-        config = resolve(spec, self.features, args, environ)
         check_values(config)
         if "env" in self.features:
             from .env import canonical  # one env id everywhere: presets, thresholds, registry filters

@@ -66,12 +66,13 @@ def check_target(value: str | Path, origin: str) -> None:
         if scheme.lower() in known:  # a scheme in capitals: libpq knows only the lowercase one
             close = [scheme.lower()]
         hint = f" (did you mean {close[0]}://?)" if close else ""
+        todo = ""
         if scheme.lower() == "sqlite":
-            path = text.split("://", 1)[1]
-            path = path.removeprefix("/")  # as SQLAlchemy reads it: sqlite:////abs/x.db, sqlite:///relative.db
-            hint = f" (a SQLite registry is named by its file path alone: give {path})"
+            hint = " (a SQLite registry is named by its file path alone)"
+            # As SQLAlchemy reads it: sqlite:////abs/x.db is /abs/x.db, sqlite:///x.db is x.db.
+            todo = f"; give {text.split('://', 1)[1].removeprefix('/')}"
         raise UsageError(f"{origin}: {shown!r} has an unknown scheme {scheme}://{hint}; expected a SQLite file path "
-                         "or a PostgreSQL URL (postgresql://user@host:port/database)")
+                         f"or a PostgreSQL URL (postgresql://user@host:port/database){todo}")
     problem = _unreadable(text)
     if problem:
         raise UsageError(f"{origin}: {shown!r} cannot be read as libpq reads it: {problem}")
