@@ -260,6 +260,21 @@ def test_a_description_that_names_a_class_outside_the_allow_list_is_refused(worl
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("rewrite", [
+    lambda entries: entries.__setitem__("rl_module.json", b"[]"),
+    lambda entries: entries.__setitem__("data", b"[]"),
+    lambda entries: entries.__setitem__("rl_module.json", json.dumps(
+        {**json.loads(entries["rl_module.json"]), "entries": [["policy_class", {"class": "os:system"}]]}).encode()),
+], ids=["description-a-list", "data-a-list", "entries-a-list"])
+def test_a_description_that_is_not_what_rl_module_writes_is_refused(world, rewrite):
+    from rl_module import artifact
+
+    entries = zip_entries(world.model)
+    rewrite(entries)
+    with pytest.raises(artifact.ArtifactError, match="not a JSON object"):
+        artifact.load(zipped(entries), "ppo", device="cpu")
+
+
 @pytest.mark.slow
 def test_rl_infer_refuses_a_description_naming_os_system_in_one_line(world, tmp_path):
     markers = tmp_path / "markers"
@@ -460,7 +475,10 @@ def test_with_trusted_keys_a_server_refuses_unsigned_and_forged_models_and_swaps
         unsigned, forged = forged_rows(world, keys, db, markers)
         assert wait_until(60, lambda: {unsigned, forged} <= set(server.get("/healthz")["refused"])), \
             server.get("/healthz")
-        assert server.get("/model")["id"] == first
+        health = server.get("/healthz")
+        assert server.get("/model")["id"] == first and health["status"] == "ok"
+        assert health["last_error"].startswith((f"model {unsigned}: ", f"model {forged}: ")), health
+        assert "not signed" in health["last_error"] or "verifies against none" in health["last_error"], health
         status, body = server.request("POST", "/predict", json.dumps(OBSERVATIONS[0]).encode())
         assert status == 200 and body == {"action": world.actions[0], "model_id": first}
         trusted = register(db, signed.path, 400.0, signature=signed.signature)

@@ -425,10 +425,14 @@ def read_description(zip_bytes: bytes) -> dict[str, Any]:
             data = json.loads(archive.read("data"))
     except (zipfile.BadZipFile, KeyError, ValueError) as error:
         raise ArtifactError(f"it is not a stable-baselines3 model file ({error})") from None
-    if not isinstance(described, dict) or described.get("format") != FORMAT:
+    if not isinstance(described, dict) or not isinstance(data, dict):  # JSON, but not what SB3 and we write
+        raise ArtifactError("its description or its data is not a JSON object")
+    if described.get("format") != FORMAT:
         raise ArtifactError(f"its description has format {str(described.get('format'))[:20]!r}; this rl-module "
                             f"reads {FORMAT}: upgrade rl-module")
-    _check_names(list(dict(described.get("entries") or {}).values()))
+    if not isinstance(described.get("entries"), dict) or not isinstance(described.get("undescribable", {}), dict):
+        raise ArtifactError("its description's entries are not a JSON object")
+    _check_names(list(described["entries"].values()))
     pickled = {k for k, v in data.items() if isinstance(v, dict) and ":serialized:" in v}
     missing = sorted(pickled - set(described["entries"]) - set(RUNTIME_STATE))
     if missing:
