@@ -6,8 +6,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import sqlite3
 import subprocess
+import time
+import urllib.error
+import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -205,3 +209,51 @@ def test_a_missing_s3_bucket_is_named_and_said_to_need_creating(s3_server, tmp_p
     assert done.returncode == 0, done.stderr
     failure = json.loads(done.stdout)["store_failure"]
     assert "bucket 'no-such-bucket' does not exist" in failure and "must exist" in failure, failure
+
+
+# -- the server ----------------------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_a_taken_port_is_one_line_naming_infer_port_before_anything_claims_to_serve(trained):
+    model = next((trained / "models").glob("*/model.zip"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = command("rl-infer", "--serve", "--model-path", str(model), "--port", str(port), cwd=trained,
+                       timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and "serving" not in done.stderr
+    assert f"rl-infer: error: option infer.port from flag --port: {port} is already in use" in done.stderr
+
+
+def test_a_body_that_is_not_json_is_told_what_the_body_must_be(trained):
+    model = next((trained / "models").glob("*/model.zip"))
+    port = free_port()
+    server = subprocess.Popen([str(BIN / "rl-infer"), "--serve", "--model-path", str(model), "--port", str(port)],
+                              cwd=trained, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              env=environment({}))
+    try:
+        deadline = time.monotonic() + 120
+        while True:  # until it answers (or has died)
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).close()
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, server.communicate()[1]
+                time.sleep(0.1)
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/predict", data=b"foo", method="POST",
+                                         headers={"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as answer:
+            urllib.request.urlopen(request, timeout=10)
+        assert answer.value.code == 400
+        error = json.loads(answer.value.read())["error"]
+        assert error.startswith("the body must be a JSON array of numbers") and "not JSON" in error, error
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)

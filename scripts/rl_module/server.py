@@ -427,7 +427,8 @@ def app(swap: Hotswap, instruments: _Instruments, limits: Limits) -> Callable[..
                 finally:
                     busy[0] -= 1
         except (ValueError, RecursionError, OverflowError) as error:  # malformed JSON, wrong shape or dtype
-            await respond(send, 400, {"error": str(error) or type(error).__name__}, "/predict", started)
+            said = _not_json(error, space) if isinstance(error, json.JSONDecodeError) else str(error)
+            await respond(send, 400, {"error": said or type(error).__name__}, "/predict", started)
             return
         except Exception as error:  # never take the server down for one request
             log.exception("request failed", extra=event("rl.error", route="/predict"))
@@ -588,10 +589,40 @@ def _descriptors_for(max_connections: int) -> None:
                         "the limit (ulimit -n, LimitNOFILE=)", max_connections, needed, raised)
 
 
+def _not_json(error: json.JSONDecodeError, space: Any) -> str:
+    """What a body that is not JSON should have been, for this model's observations."""
+    if type(space).__name__ == "Dict":
+        wanted = f"a JSON object with an array of numbers for each of {', '.join(space.spaces)}"
+    else:
+        wanted = "a JSON array of numbers (one observation, or a list of them for a batch)"
+    return f"the body must be {wanted}; this one is not JSON ({error})"
+
+
+def _check_port(config: Config) -> None:
+    """Refuse a taken infer.port before anything says it serves there (uvicorn would log an error after
+    our 'serving' line and exit 3). Bound as uvicorn binds, then released to it."""
+    import errno
+    import socket
+
+    host, port = config.infer.host, config.infer.port
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as error:
+        if error.errno != errno.EADDRINUSE:
+            return  # anything else is uvicorn's to say
+        raise config.refuse("infer.port", f"is already in use on {host}: another process listens there; stop it "
+                                          "or choose another port (--port, RL_INFER_PORT)") from None
+
+
 def serve(config: Config, located: Located | None, follow_best: bool, meter_provider: Any = None) -> None:
     """Serve until interrupted (SIGINT or SIGTERM); with no model yet (`located` None), wait for the
     registry's first validated one."""
     import gc
+
+    _check_port(config)
 
     import torch
     import uvicorn

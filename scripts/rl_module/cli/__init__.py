@@ -2,8 +2,9 @@
 
 Exit codes, in one place: 0 success, 1 an expected failure (a model that is not valid, nothing to load),
 2 bad usage or a bad value, 128 + the signal's number when a signal stopped the command (130 for Ctrl-C,
-143 for SIGTERM; rl-train stops gracefully, see rl_module.stopping). An unexpected error prints one line
-and where the full traceback was written.
+143 for SIGTERM; rl-train stops gracefully, see rl_module.stopping), 141 and not a word when the reader of
+its output went away (`| head`), as Unix tools end. An unexpected error prints one line and where the full
+traceback was written.
 """
 
 from __future__ import annotations
