@@ -309,8 +309,11 @@ def retrying_storage() -> type:
                         raise
                     if not warned:
                         warned = True
+                        cause: BaseException = error  # Optuna's own words say only "during the commit"
+                        while cause.__cause__ is not None:
+                            cause = cause.__cause__
                         log.warning("the study's storage is away (%s); trying again for up to %.0f s",
-                                    _first_line(error), RETRY_S, extra=event("rl.sweep.storage_retry"))
+                                    _first_line(cause), RETRY_S, extra=event("rl.sweep.storage_retry"))
                     time.sleep(wait)
                     wait = min(wait * 2, RETRY_MAX_WAIT_S)
         return call
