@@ -9,7 +9,7 @@ import hashlib
 import json
 
 import pytest
-from test_registry import add
+from test_registry import add, described_zip
 
 from conftest import boto_credentials, command
 from rl_module.registry import Registry, rules
@@ -113,7 +113,7 @@ def test_a_rows_checksum_and_name_are_checked_before_they_become_a_path(s3_serve
 @pytest.mark.service
 def test_a_fetched_copy_that_fails_its_checksum_is_deleted_and_fetched_again(s3_server, tmp_path):
     client, env = _s3(s3_server)
-    genuine = b"the registered model"
+    genuine = described_zip("the registered model")
     key = f"heals/{tmp_path.name}/model.zip"
     client.put_object(Bucket="runs", Key=key, Body=b"a bad copy")
     db = str(tmp_path / "registry.db")

@@ -45,12 +45,28 @@ PATH = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
 NU_SCRIPT = ROOT / "Modules/Computation/Services/RL/Universe/Registry/Bindings/Scripts/default.nu"
 
 
+def described_zip(name: str, stats_sha256: str | None = None) -> bytes:
+    """A model zip as rl-module writes one (SB3's `data` and the description), with nothing to load."""
+    import io
+    import zipfile
+
+    from rl_module import artifact
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("data", json.dumps({"name": name}))
+    return artifact.with_description(buffer.getvalue(), {
+        "format": artifact.FORMAT, "algorithm": "ppo", "entries": {}, "runtime_state": [], "undescribable": {},
+        "stats_sha256": stats_sha256})
+
+
 def add(registry: Registry, tmp_path: Path, name: str, reward: float | None, *, env_id: str = "CartPole-v1",
         algorithm: str = "ppo", steps: int = 100_000, std: float = 1.0, length: float = 200.0,
         run_id: str | None = None) -> int:
-    """A real model file (any bytes: the registry only checks it is the registered one) and its row."""
+    """A real model file (a described zip that holds no weights: the registry checks that it is the registered
+    one, and data, not what it computes) and its row."""
     path = tmp_path / f"{name}.zip"
-    path.write_bytes(name.encode() * 100)
+    path.write_bytes(described_zip(name))
     evaluation = None if reward is None else Evaluation(reward, std, length, 10)
     return registry.register(model_path=path, sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
                              algorithm=algorithm, env_id=env_id, total_timesteps=steps, run_id=run_id,
