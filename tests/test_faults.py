@@ -119,3 +119,52 @@ def test_a_full_disk_during_training_keeps_what_was_saved_and_says_how_to_resume
     finished = json.loads(resumed.stdout)
     assert finished["status"] == "finished" and finished["resumed_from"] == result["timesteps"]
     assert finished["timesteps"] == 2048 and finished["run_dir"] == str(run_dir)
+
+
+@pytest.mark.slow
+def test_a_trainer_rides_out_a_postgresql_restart_and_records_every_model(tmp_path):
+    """The registry's server restarts mid-run (every connection cut): the trainer reconnects, records the
+    checkpoints that come after, and stops on Ctrl-C as usual, its stopped model recorded."""
+    import signal
+    import time
+
+    import postgres as postgres_server
+    from test_sweep_faults import restart
+
+    from rl_module.registry import Registry
+
+    bin_dir = postgres_server.binaries()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL is not installed (./dev test installs Debian's postgresql)")
+    server = postgres_server.Server(bin_dir).start()  # its own: this test restarts it
+    try:
+        url = server.url(server.new_database())
+
+        def ids() -> list[int]:
+            with Registry(url) as registry:
+                return [m.id for m in registry.models()]
+
+        def wait_for(condition, what: str) -> None:
+            deadline = time.monotonic() + 180
+            while not condition():
+                assert trainer.poll() is None, f"the trainer exited ({trainer.returncode}) before {what}"
+                assert time.monotonic() < deadline, what
+                time.sleep(0.1)
+
+        trainer = subprocess.Popen([str(BIN / "rl-train"), "--registry-db", url, "--total-timesteps", "1000000",
+                                    "--checkpoint-freq", "256", "--eval-freq", "0", "--no-preset", "--agent-kwargs",
+                                    '{"n_steps": 256}'], cwd=tmp_path, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True, env=environment({}))
+        wait_for(lambda: len(ids()) >= 2, "its first checkpoints were recorded")
+        restart(server)
+        before = max(ids())
+        wait_for(lambda: max(ids()) > before + 1, "a checkpoint was recorded after the restart")
+        trainer.send_signal(signal.SIGINT)
+        _, stderr = trainer.communicate(timeout=300)
+        assert trainer.returncode == 130, stderr
+        assert "went away" in stderr and "reconnecting" in stderr
+        with Registry(url) as registry:
+            kinds = [m.kind for m in registry.models()]
+        assert "interrupted" in kinds and kinds.count("checkpoint") >= 3
+    finally:
+        server.stop()

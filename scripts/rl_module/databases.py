@@ -118,6 +118,7 @@ class Database(Protocol):
     def announce(self) -> None: ...
     def identities_follow(self, tables: Sequence[str]) -> None: ...
     def wait_for_change(self, timeout: float, stop: threading.Event) -> bool: ...
+    def lost(self, error: BaseException) -> bool: ...
     def close(self) -> None: ...
 
 
@@ -232,6 +233,9 @@ class SQLite:
         version = self._data_version()
         changed, self._seen = version != self._seen, version
         return changed
+
+    def lost(self, error: BaseException) -> bool:
+        return False  # a file does not go away under an open connection
 
     def close(self) -> None:
         self.db.close()
@@ -395,6 +399,11 @@ class PostgreSQL:
             for _ in self.db.notifies(timeout=min(left, 0.5), stop_after=1):
                 return True
         return False
+
+    def lost(self, error: BaseException) -> bool:
+        """Whether `error` means the connection is gone (the server restarted, the network cut): a new
+        connection may well succeed."""
+        return isinstance(error, self._errors) and bool(self.db.closed or self.db.broken)
 
     def close(self) -> None:
         self.db.close()

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, TypeVar
 
 from .artifact import pickled_stats_path, stats_path
 from .config import DEFAULT, Config, Failure
@@ -34,6 +34,7 @@ from .logs import event
 from .store import ModelBytes, Run, SavedModel, link_model, replay_path, saved_timesteps
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DAY_S = 86_400
 
@@ -939,10 +940,16 @@ def _remove_files(model_path: str) -> None:
     replay_path(model_path).unlink(missing_ok=True)
 
 
+# How long a trainer waits for a registry database that went away (a PostgreSQL restart), reconnecting.
+RECONNECT_S = 300.0
+
+
 class Recorder:
     """What training writes to the registry: a row per checkpoint (validated = 0), each periodic
     evaluation (the convergence rule's history, and the metrics of a checkpoint taken at the same step),
-    and the final model, validated; pruning after each registration."""
+    and the final model, validated; pruning after each registration. A database that goes away mid-run
+    (a server restart) is reconnected to, for up to RECONNECT_S, and the write made again: training
+    waits for its record instead of failing."""
 
     def __init__(self, config: Config, run_id: str, trial: tuple[str, int] | None = None) -> None:
         self.config = config
@@ -957,6 +964,26 @@ class Recorder:
 
     def close(self) -> None:
         self.registry.close()
+
+    def _durably(self, write: Callable[[], T]) -> T:
+        deadline, delay = time.monotonic() + RECONNECT_S, 1.0
+        while True:
+            try:
+                return write()
+            except Exception as error:
+                if not self.registry.db.lost(error) or time.monotonic() > deadline:
+                    raise
+                log.warning("the registry %s went away (%s); reconnecting in %g s", self.registry.where,
+                            str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__, delay,
+                            extra=event("rl.registry.reconnecting"))
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                try:
+                    reopened = open_registry(self.config)
+                except RegistryError:
+                    continue  # still away: the next write finds the old connection closed, and waits again
+                self.registry.close()
+                self.registry = reopened
 
     def _register(self, saved: SavedModel, kind: str, evaluation: Evaluation | None) -> int:
         signature = None
@@ -975,11 +1002,14 @@ class Recorder:
         return model_id
 
     def checkpoint(self, saved: SavedModel) -> int:
-        model_id = self._register(saved, "checkpoint", None)
+        model_id = self._durably(lambda: self._register(saved, "checkpoint", None))
         self.prune()
         return model_id
 
     def evaluation(self, timesteps: int, evaluation: Evaluation) -> None:
+        self._durably(lambda: self._evaluation(timesteps, evaluation))
+
+    def _evaluation(self, timesteps: int, evaluation: Evaluation) -> None:
         self.registry.record_evaluation(self.run_id, timesteps, evaluation)
         checkpoint = self.registry.at(self.run_id, timesteps)
         if checkpoint is not None:  # evaluated the very weights that checkpoint holds
@@ -989,14 +1019,14 @@ class Recorder:
     def final(self, saved: SavedModel, evaluation: Evaluation | None) -> Validation:
         """The final model; without an evaluation (a stop cut it short) it is recorded, not validated
         (rl-eval --model-id evaluates it later)."""
-        model_id = self._register(saved, "final", evaluation)
-        validation = self.registry.validate(model_id, self.rules)
+        model_id = self._durably(lambda: self._register(saved, "final", evaluation))
+        validation = self._durably(lambda: self.registry.validate(model_id, self.rules))
         self.prune()
         return validation
 
     def stopped(self, saved: SavedModel) -> int:
         """The model saved where a signal stopped the run: not evaluated, the newest to resume from."""
-        model_id = self._register(saved, "interrupted", None)
+        model_id = self._durably(lambda: self._register(saved, "interrupted", None))
         self.prune()
         return model_id
 
@@ -1011,8 +1041,8 @@ class Recorder:
         self.registry.relocate(run.model_path, kept)
 
     def prune(self) -> None:
-        self.registry.prune(self.config.registry.keepTopN, self.config.registry.maxAge,
-                            model_dir=self.config.store.modelDir)
+        self._durably(lambda: self.registry.prune(self.config.registry.keepTopN, self.config.registry.maxAge,
+                                                  model_dir=self.config.store.modelDir))
 
 
 def rules_for(config: Config, env_id: str) -> Rules:
