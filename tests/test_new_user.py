@@ -168,7 +168,7 @@ def test_a_missing_model_id_is_a_usage_error_everywhere(tmp_path):
 # 8 -- the README says what the presets do --------------------------------------------------------------------
 
 def test_the_readme_states_each_trading_presets_window_and_the_module_form_gets_it():
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs/training.md").read_text()
     for env_id in ("forex-v0", "stocks-v0"):
         kwargs = load_spec().presets[("ppo", env_id)]["env.kwargs"]
         stated = json.dumps({"window_size": kwargs["window_size"], "frame_bound": list(kwargs["frame_bound"])})

@@ -59,7 +59,7 @@ def checkout(variable: str) -> Path:
     path = os.environ.get(variable) or _fetched(variable)
     if path is None:
         pytest.skip(f"{variable} is not set and Nix could not fetch the revision flake.lock pins (offline?): it "
-                    f"names a checkout of {CHECKOUTS[variable]}; the README's Nix section says how to run these tests")
+                    f"names a checkout of {CHECKOUTS[variable]}; docs/nix.md says how to run these tests")
     return Path(path)
 
 
