@@ -19,6 +19,7 @@ let
     "rl-train"
     "rl-eval"
     "rl-infer"
+    "rl-export"
     "rl-registry-list"
     "rl-registry-validate"
     "rl-registry-prune"

@@ -306,20 +306,35 @@ def description(model: BaseAlgorithm, zip_bytes: bytes, stats_sha256: str | None
             "stats_sha256": stats_sha256}
 
 
-def with_description(zip_bytes: bytes, described: dict[str, Any]) -> bytes:
-    """The model zip with its description added as one more entry (SB3's load reads only its own)."""
+def with_description(zip_bytes: bytes, described: dict[str, Any], extra: dict[str, bytes] | None = None) -> bytes:
+    """The model zip with its description (and `extra` entries: its ONNX policy) added as more entries (SB3's
+    load reads only its own)."""
     buffer = io.BytesIO(zip_bytes)
     with zipfile.ZipFile(buffer, "a", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr(DESCRIPTION, json.dumps(described, indent=1, sort_keys=True))
+        for name, content in (extra or {}).items():
+            archive.writestr(name, content)
     return buffer.getvalue()
 
 
-def model_bytes(model: BaseAlgorithm, stats_sha256: str | None) -> bytes:
-    """SB3's zip of the model, described."""
+def model_bytes(model: BaseAlgorithm, stats_sha256: str | None, *, onnx: bool = False,
+                stats: bytes | None = None) -> bytes:
+    """SB3's zip of the model, described; with `onnx`, its deterministic policy as ONNX (portable.py, with the
+    normalization of `stats` in the graph) as one more entry, covered by the model's checksum and signature.
+    A policy that cannot be exported is saved without one, the reason in the description."""
     buffer = io.BytesIO()
     model.save(buffer)
     saved = buffer.getvalue()
-    return with_description(saved, description(model, saved, stats_sha256))
+    described = description(model, saved, stats_sha256)
+    extra: dict[str, bytes] = {}
+    if onnx:
+        from . import portable
+
+        graph, failure = portable.export_safely(model, stats)
+        described["onnx"] = {"entry": portable.POLICY_ENTRY} if graph is not None else {"error": failure}
+        if graph is not None:
+            extra[portable.POLICY_ENTRY] = graph
+    return with_description(saved, described, extra)
 
 
 def stats_bytes(venv: VecEnv) -> bytes | None:
@@ -467,9 +482,13 @@ def check_stats(zip_bytes: bytes, stats: bytes | None) -> None:
     """The statistics must be the ones the (checked, signed) model zip names."""
     expected = read_description(zip_bytes).get("stats_sha256")
     actual = None if stats is None else hashlib.sha256(stats).hexdigest()
-    if expected != actual:
-        said = "none" if expected is None else "some"
-        raise ArtifactError(f"its normalization statistics are not the ones it was saved with (it names {said})")
+    if expected == actual:
+        return
+    if actual is None:
+        raise ArtifactError(f"its normalization statistics (sha256 {expected[:12]}…) are missing")
+    if expected is None:
+        raise ArtifactError("normalization statistics lie beside it, and it was saved without any")
+    raise ArtifactError("the normalization statistics beside it are not the ones it was saved with")
 
 
 def convert_trusting(zip_bytes: bytes, pickled_stats: bytes | None, algorithm: str) -> tuple[bytes, bytes | None]:

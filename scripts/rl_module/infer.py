@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import store
 from .config import Config, Failure, UsageError, flatten
@@ -44,6 +44,13 @@ def _flat(hyperparams: str | None) -> dict[str, Any]:
     return flatten(json.loads(hyperparams)) if hyperparams else {}
 
 
+def artifact_pickled(path: str | Path) -> bool:
+    """Whether an older rl-module's pickled statistics lie beside a model file."""
+    from .artifact import pickled_stats_path
+
+    return pickled_stats_path(path).is_file()
+
+
 def locate(config: Config, *, load_best: bool = False) -> Located:
     """The model the options name; RegistryError (a refusal) when a registry model cannot be loaded."""
     path, model_id = config.infer.modelPath, config.infer.modelId
@@ -52,9 +59,21 @@ def locate(config: Config, *, load_best: bool = False) -> Located:
     if path is not None:
         if not Path(path).is_file():
             raise config.refuse("infer.modelPath", "is not a file")
+        if "registry.trustedKeys" in config.settings and config.registry.trustedKeys:
+            raise config.refuse("infer.modelPath", "names a file, which carries no signature (the registry row "
+                                "does), and registry.trustedKeys is set: load it by its registry id")
         found = store.run_config(path)
         layered = _with_run(config, found[1], f"run {found[0]}") if found else config
-        return Located(Path(path), layered, None, store.read_model(Path(path)))
+        files = store.read_model(Path(path))
+        from .artifact import ArtifactError, check_stats
+
+        try:  # a model saved as data, with the statistics it was saved with
+            check_stats(files.model, files.stats)
+        except ArtifactError as error:
+            old = "without a description" in str(error) or artifact_pickled(path)
+            hint = f"; if you trust it, convert it: rl-registry-convert --model-path {path}" if old else ""
+            raise config.refuse("infer.modelPath", f"cannot be loaded: {error}{hint}") from None
+        return Located(Path(path), layered, None, files)
     with existing(config) as registry:
         if model_id is not None:
             model = registry.get(model_id)
@@ -90,35 +109,46 @@ class Unusable(Failure):
     """A model that loads and cannot answer (what was loaded is not what a model holds): refused, exit 1."""
 
 
-class Predictor:
-    """The policy of a loaded model, called directly (no env), with the model's observation
-    normalization applied. Frame stacking is the caller's: send stacked observations."""
+class Policy(Protocol):
+    """What rl-infer and its server call: a model's policy on one runtime (infer.runtime). Predictor runs it
+    on torch; portable.OnnxPredictor on onnxruntime, with no torch in the process."""
 
-    def __init__(self, located: Located) -> None:
-        from . import agent, artifact
+    located: Located
+    device: str
+    runtime: str
+    observation_space: Any
+    action_space: Any
 
-        self.located = located
-        config = located.config
-        self.device = agent.device(config, "infer.device")
-        self.model: BaseAlgorithm = agent.load(located.files.model, config, device=self.device)
-        self.model.policy.set_training_mode(False)
-        import torch
-        from gymnasium import spaces
-        from stable_baselines3.common.preprocessing import is_image_space
+    @property
+    def name(self) -> str: ...
 
-        space = self.model.observation_space
-        self._torch = torch
-        self._policy = self.model.policy
-        self._device = self._policy.device  # a property that walks the parameters: read once
-        self._plain_box = isinstance(space, spaces.Box) and not is_image_space(space)
-        self._batch_shape = (-1, *(space.shape or ()))
-        self._action_shape = (-1, *(self._policy.action_space.shape or ()))
-        self.observation_space = self.model.observation_space
-        # The statistics are read (as plain arrays) from the bytes checked with the model, never reopened by name.
-        self.normalizer = artifact.normalizer(located.files.stats) if located.files.stats is not None else None
-        self.deterministic = bool(located.config.eval.deterministic)
-        self._act, self._finish = self._action_function()
-        self._try_once()
+    def predict(self, observation: Any) -> Any: ...
+
+
+def predictor(located: Located) -> Policy:
+    """The policy of a located model on the runtime infer.runtime names."""
+    if located.config.infer.runtime == "onnx":
+        from .portable import OnnxPredictor
+
+        return OnnxPredictor(located)
+    return Predictor(located)
+
+
+class Checked:
+    """What every runtime shares: the checks of observations, and the refusal of a model that cannot answer."""
+
+    located: Located
+    observation_space: Any
+    normalizer: Any = None  # applied by the runtime (for onnx, it is in the graph)
+
+    def predict(self, observation: Any) -> Any:
+        raise NotImplementedError
+
+    @property
+    def name(self) -> str:
+        """The model, in words: its registry id, or its file."""
+        row = self.located.model
+        return f"model {row.id}" if row is not None else f"model file {self.located.path}"
 
     def _try_once(self) -> None:
         """Refuse (Unusable) a model that loaded and cannot answer: normalization statistics that are not of its
@@ -143,12 +173,6 @@ class Predictor:
             raise Unusable(f"{self.name} refused: it cannot predict an action for a sample observation of its "
                            f"own space ({type(error).__name__}: {error})") from error
 
-    @property
-    def name(self) -> str:
-        """The model, in words: its registry id, or its file."""
-        row = self.located.model
-        return f"model {row.id}" if row is not None else f"model file {self.located.path}"
-
     def check(self, observation: Any) -> tuple[Any, bool]:
         """The observation as arrays of the policy's shapes and dtypes (a dict of them for Dict spaces),
         and whether it is a batch; ValueError with a message saying what was expected."""
@@ -164,6 +188,40 @@ class Predictor:
                 raise ValueError("observation mixes single values and batches across its keys")
             return {key: array for key, (array, _) in checked.items()}, batches.pop()
         return _array(observation, space, "observation")
+
+
+class Predictor(Checked):
+    """The policy of a loaded model, called directly (no env), with the model's observation
+    normalization applied. Frame stacking is the caller's: send stacked observations."""
+
+    runtime = "torch"
+
+    def __init__(self, located: Located) -> None:
+        from . import agent, artifact
+
+        self.located = located
+        config = located.config
+        self.device = agent.device(config, "infer.device")
+        self.model: BaseAlgorithm = agent.load(located.files.model, config, device=self.device)
+        self.model.policy.set_training_mode(False)
+        import torch
+        from gymnasium import spaces
+        from stable_baselines3.common.preprocessing import is_image_space
+
+        space = self.model.observation_space
+        self._torch = torch
+        self._policy = self.model.policy
+        self._device = self._policy.device  # a property that walks the parameters: read once
+        self._plain_box = isinstance(space, spaces.Box) and not is_image_space(space)
+        self._batch_shape = (-1, *(space.shape or ()))
+        self._action_shape = (-1, *(self._policy.action_space.shape or ()))
+        self.observation_space = self.model.observation_space
+        self.action_space = self.model.action_space
+        # The statistics are read (as plain arrays) from the bytes checked with the model, never reopened by name.
+        self.normalizer = artifact.normalizer(located.files.stats) if located.files.stats is not None else None
+        self.deterministic = bool(located.config.eval.deterministic)
+        self._act, self._finish = self._action_function()
+        self._try_once()
 
     def predict(self, observation: Any) -> Any:
         """Actions for one observation or a batch, as plain JSON-ready values: the policy's networks called

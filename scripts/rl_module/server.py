@@ -40,7 +40,7 @@ from typing import Any
 
 from . import redact
 from .config import Config
-from .infer import Located, Predictor, locate
+from .infer import Located, Policy, locate, predictor
 from .logs import event
 from .registry import Model, NoModel, Registry, RegistryError, open_registry
 
@@ -63,7 +63,7 @@ class Refusal:
 class Served:
     """One loaded model and what GET /model says of it."""
 
-    predictor: Predictor
+    predictor: Policy
     loaded_at: float
 
     def describe(self) -> dict[str, Any]:
@@ -71,7 +71,7 @@ class Served:
         config = self.predictor.located.config
         return {"id": row.id if row else None, "path": str(self.predictor.located.path),
                 "mean_reward": row.mean_reward if row else None, "algorithm": config.agent.algorithm,
-                "env_id": config.env.envId, "device": self.predictor.device,
+                "env_id": config.env.envId, "device": self.predictor.device, "runtime": self.predictor.runtime,
                 "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.loaded_at))}
 
 
@@ -81,7 +81,7 @@ class Hotswap:
     def __init__(self, config: Config, located: Located | None, follow_best: bool) -> None:
         self.config = config
         # None until the first validated model appears (only when following the registry's best).
-        self.current = Served(Predictor(located), time.time()) if located is not None else None
+        self.current = Served(predictor(located), time.time()) if located is not None else None
         self.follow_best = follow_best
         self.swaps = 0
         self.refused: dict[int, Refusal] = {}  # models that failed to load: tried again later, less and less often
@@ -192,9 +192,9 @@ class Hotswap:
         keeps = f"model {served.id} keeps serving" if served else "still waiting for a model"
         try:
             located = locate(self.config.replace("infer.modelId", best.id, "hotswap"))
-            predictor = Predictor(located)
+            candidate = predictor(located)
             if self.current is not None:
-                _same_spaces(self.current.predictor, predictor)
+                _same_spaces(self.current.predictor, candidate)
         except Exception as error:  # whatever the model does on loading (a missing encoder's module, ...)
             before = self.refused.get(best.id)
             # Never longer apart than the poll: a copy put right is served within two poll intervals.
@@ -207,7 +207,7 @@ class Hotswap:
             return False
         self.refused.pop(best.id, None)
         first = self.current is None
-        self.current = Served(predictor, time.time())  # one reference: in-flight requests keep the old one
+        self.current = Served(candidate, time.time())  # one reference: in-flight requests keep the old one
         self.swaps += 0 if first else 1
         log.info("%s model %d (mean reward %.2f)", "serving the first validated" if first else "hotswapped to",
                  best.id, best.mean_reward or 0.0,
@@ -215,12 +215,12 @@ class Hotswap:
         return True
 
 
-def _same_spaces(serving: Predictor, candidate: Predictor) -> None:
+def _same_spaces(serving: Policy, candidate: Policy) -> None:
     """A swap keeps the API: the same observations in, the same actions out."""
     if candidate.observation_space != serving.observation_space or \
-            candidate.model.action_space != serving.model.action_space:
+            candidate.action_space != serving.action_space:
         raise ValueError(f"it acts on other spaces (observations {candidate.observation_space}, actions "
-                         f"{candidate.model.action_space}) than the model served")
+                         f"{candidate.action_space}) than the model served")
 
 
 class _Instruments:
@@ -624,10 +624,12 @@ def serve(config: Config, located: Located | None, follow_best: bool, meter_prov
 
     _check_port(config)
 
-    import torch
     import uvicorn
 
-    torch.set_num_threads(1)  # one small forward pass per request: threads cost more than they give
+    if config.infer.runtime == "torch":  # infer.runtime onnx never imports torch (its session has one thread)
+        import torch
+
+        torch.set_num_threads(1)  # one small forward pass per request: threads cost more than they give
     swap = Hotswap(config, located, follow_best)
     limits = Limits(config.infer.maxBodyBytes, config.infer.requestTimeout, config.infer.workers)
     application = app(swap, _Instruments(meter_provider), limits)

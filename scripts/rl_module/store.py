@@ -174,10 +174,12 @@ def write_json(path: Path, data: Any) -> None:
     atomic_write(path, (json.dumps(data, indent=2, default=str) + "\n").encode(), mode=0o600)
 
 
-def save_model(model: BaseAlgorithm, path: Path, venv: VecEnv | None = None, replay: bool = False) -> SavedModel:
+def save_model(model: BaseAlgorithm, path: Path, venv: VecEnv | None = None, replay: bool = False,
+               onnx: bool = False) -> SavedModel:
     """Save a model atomically, and first what it needs beside it: its normalization statistics (plain
     arrays) and, with `replay` (an off-policy algorithm), its replay buffer. The model file carries its
-    description (artifact.py), which names the statistics by sha256: what loads it never unpickles."""
+    description (artifact.py), which names the statistics by sha256: what loads it never unpickles; with
+    `onnx` (infer.export), its policy as ONNX too (portable.py)."""
     from . import artifact
 
     stats = obs.stats_bytes(venv) if venv is not None else None
@@ -185,7 +187,7 @@ def save_model(model: BaseAlgorithm, path: Path, venv: VecEnv | None = None, rep
     if replay and getattr(model, "replay_buffer", None) is not None:
         with atomic_file(replay_path(path)) as handle:  # streamed: a buffer can be gigabytes
             model.save_replay_buffer(handle)  # type: ignore[attr-defined]
-    digest = atomic_write(path, artifact.model_bytes(model, stats_digest))
+    digest = atomic_write(path, artifact.model_bytes(model, stats_digest, onnx=onnx, stats=stats))
     return SavedModel(path, digest, int(model.num_timesteps), stats_digest)
 
 
@@ -316,7 +318,7 @@ def _no_span(name: str, attributes: dict[str, Any]) -> AbstractContextManager[An
 
 def checkpoint_callback(run: Run, every: int, on_saved: Callable[[SavedModel], object] | None = None,
                         span: Callable[[str, dict[str, Any]], AbstractContextManager[Any]] | None = None,
-                        after: int = 0, replay: bool = False) -> Any:
+                        after: int = 0, replay: bool = False, onnx: bool = False) -> Any:
     """A stable-baselines3 callback saving a checkpoint every `every` environment steps (the first one
     past `after`, where a resumed run starts), atomically, inside `span` (an rl.checkpoint trace span);
     with `replay`, the replay buffer beside it. SB3's CheckpointCallback writes in place: a crash
@@ -335,7 +337,7 @@ def checkpoint_callback(run: Run, every: int, on_saved: Callable[[SavedModel], o
                 path = run.checkpoint_path(self.num_timesteps)
                 attributes = {"rl.timesteps": self.num_timesteps, "rl.model.path": str(path)}
                 with (span or _no_span)("rl.checkpoint", attributes):
-                    saved = save_model(self.model, path, self.model.get_env(), replay)
+                    saved = save_model(self.model, path, self.model.get_env(), replay, onnx)
                     log.info("checkpoint saved: %s (%d steps)", saved.path, saved.timesteps,
                              extra=event("rl.checkpoint.saved", model_path=str(path), timesteps=saved.timesteps))
                     if on_saved:

@@ -396,7 +396,7 @@ class _EvalTracker:
         self.reported_updates = 0  # the policy's update count at the last evaluation shown to a pruner
 
 
-def _on_new_best(run: store.Run, threshold: float | None, tracker: _EvalTracker) -> Any:
+def _on_new_best(run: store.Run, threshold: float | None, tracker: _EvalTracker, onnx: bool = False) -> Any:
     """Called by EvalCallback on a new best mean reward: save the model atomically, and note when it
     first reaches the threshold."""
     from stable_baselines3.common.callbacks import BaseCallback
@@ -404,7 +404,7 @@ def _on_new_best(run: store.Run, threshold: float | None, tracker: _EvalTracker)
     class OnNewBest(BaseCallback):
         def _on_step(self) -> bool:
             best = float(self.parent.best_mean_reward)  # type: ignore[union-attr]
-            saved = store.save_model(self.model, run.best_model_path, self.model.get_env())
+            saved = store.save_model(self.model, run.best_model_path, self.model.get_env(), onnx=onnx)
             log.info("best model saved: mean reward %.2f at %d steps", best, saved.timesteps,
                      extra=event("rl.model.best_saved", model_path=str(saved.path), timesteps=saved.timesteps,
                                  mean_reward=best))
@@ -662,13 +662,14 @@ def _learn(plan: Plan, model: BaseAlgorithm, run: store.Run, venv: VecEnv, eval_
                     recorder.checkpoint(saved)
 
             callbacks.append(store.checkpoint_callback(run, config.store.checkpointFreq, on_saved, signals.span,
-                                                       after=done, replay=_keeps_replay(config, "checkpoints")))
+                                                       after=done, replay=_keeps_replay(config, "checkpoints"),
+                                                       onnx=config.infer.export == "all"))
         if config.train.evalFreq > 0:
             evaluations = traces.eval_callback(
                 signals, config.traces.traceEvals, stop=lambda: stop.requested,
                 eval_env=eval_venv, n_eval_episodes=config.eval.episodes, deterministic=config.eval.deterministic,
                 eval_freq=max(config.train.evalFreq // config.env.nEnvs, 1), log_path=str(run.directory),
-                callback_on_new_best=_on_new_best(run, plan.threshold, tracker),
+                callback_on_new_best=_on_new_best(run, plan.threshold, tracker, config.infer.export != "none"),
                 callback_after_eval=_after_eval(tracker, recorder, config, plan.threshold, plan.trial), verbose=0,
                 warn=False,
             )
@@ -685,7 +686,7 @@ def _learn(plan: Plan, model: BaseAlgorithm, run: store.Run, venv: VecEnv, eval_
         if interrupted:
             # Where it is, beside the checkpoints, under a name no checkpoint takes: the newest model to resume.
             saved = store.save_model(model, run.directory / "checkpoints" / f"stopped-{model.num_timesteps}.zip",
-                                     venv, _keeps_replay(config, "final"))
+                                     venv, _keeps_replay(config, "final"), onnx=config.infer.export != "none")
             log.info("model saved where the run stopped: %s (%d steps)", saved.path, saved.timesteps,
                      extra=event("rl.model.saved", model_path=str(saved.path), timesteps=saved.timesteps))
             if recorder is not None:
@@ -695,7 +696,8 @@ def _learn(plan: Plan, model: BaseAlgorithm, run: store.Run, venv: VecEnv, eval_
         else:
             if resume is not None and recorder is not None:
                 recorder.keep_previous_final(run)  # model.zip is about to be replaced
-            saved = store.save_model(model, run.model_path, venv, _keeps_replay(config, "final"))
+            saved = store.save_model(model, run.model_path, venv, _keeps_replay(config, "final"),
+                                     onnx=config.infer.export != "none")
             log.info("model saved: %s (%d steps)", saved.path, saved.timesteps,
                      extra=event("rl.model.saved", model_path=str(saved.path), timesteps=saved.timesteps))
             if not stop.requested and not tracker.pruned:  # a pruned trial has shown enough

@@ -30,7 +30,7 @@ def _infer(config: Config, args: argparse.Namespace) -> int:
     located = infer.locate(config, load_best=args.load_best)
     if config.infer.serve:
         return _serve(config, located, follow_best=False)
-    predictor = infer.Predictor(located)
+    predictor = infer.predictor(located)
     where = f"registry model {located.model.id}" if located.model else "file"
     print(f"rl-infer: {located.config.agent.algorithm} on {located.config.env.envId}, {where} {located.path}",
           file=sys.stderr)

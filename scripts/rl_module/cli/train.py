@@ -92,7 +92,7 @@ def _layer(config: Config) -> Config:
 
 COMMAND = Command(prog="rl-train", description=__doc__.split("\n\n")[0], features=ALL_FEATURES, action=_train,
                   add_arguments=_arguments, layer=_layer,
-                  uses=tuple(f for f in ALL_FEATURES if f not in ("sweep", "infer")))
+                  uses=(*(f for f in ALL_FEATURES if f not in ("sweep", "infer")), "infer.export"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

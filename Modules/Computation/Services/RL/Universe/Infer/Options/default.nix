@@ -60,6 +60,18 @@
     description = "Seconds a client has to send a whole request (headers and body); a slower one is closed (408 once the body has begun).";
     example = 30.0;
   };
+  runtime = {
+    type = { enum = [ "torch" "onnx" ]; };
+    default = "torch";
+    description = "What runs the policy: torch (stable-baselines3's networks), or onnx (the model's ONNX policy on onnxruntime: no torch in the process, the `onnx` extra; a model saved without one is refused).";
+    example = "onnx";
+  };
+  export = {
+    type = { enum = [ "all" "final" "none" ]; };
+    default = "all";
+    description = "Which saved models carry an ONNX policy (for infer.runtime onnx and other runtimes; rl-export writes it out): all (checkpoints too), final (the final, best and interrupted models), or none.";
+    example = "final";
+  };
   workers = {
     type = "ints.positive";
     default = 2;
