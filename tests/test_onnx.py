@@ -1,7 +1,8 @@
 """ONNX export (issue 27): every kind of model saved with infer.export carries its deterministic policy as
 ONNX, normalization included, and plain onnxruntime (what another runtime would use) gives the actions
 stable-baselines3's deterministic predict gives, on 1,000 observations: discrete identical, continuous
-within 1e-5. The README's onnxruntime example runs as written. The server side is test_serve_onnx.py."""
+within 1e-5. The docs' onnxruntime example (docs/registry-and-serving.md) runs as written. The server side
+is test_serve_onnx.py."""
 
 from __future__ import annotations
 
