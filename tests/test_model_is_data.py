@@ -597,3 +597,28 @@ def test_every_kind_of_model_loads_as_data_and_predicts_the_same_actions(kind, m
             assert np.array_equal(actions[name], actions["in memory"]), name
         else:
             assert np.max(np.abs(actions[name] - actions["in memory"])) <= 1e-6, name
+
+
+def test_a_model_by_path_loads_only_with_the_statistics_it_was_saved_with_and_never_under_trusted_keys(
+        world, old_model, tmp_path):
+    """--model-path names a file the registry never checked: it still loads only as data, with the
+    statistics its description names; an older file is refused with the command that converts it; and with
+    trusted keys set, a file by path (which carries no signature) is refused."""
+    import shutil
+
+    folder = tmp_path / "copy"
+    folder.mkdir()
+    copy = folder / "model.zip"
+    shutil.copy2(world.model, copy)
+    missing = command("rl-infer", "--model-path", str(copy), "--obs", "[0, 0, 0, 0]", cwd=tmp_path)
+    assert missing.returncode == 2 and "normalization statistics" in missing.stderr and "missing" in missing.stderr
+    shutil.copy2(stats_of(world.model), folder / "model.stats.npz")
+    loaded = command("rl-infer", "--model-path", str(copy), "--obs", "[0, 0, 0, 0]", cwd=tmp_path)
+    assert loaded.returncode == 0, loaded.stderr
+    older = command("rl-infer", "--model-path", str(old_model.path), "--obs", "[0, 0, 0, 0]", cwd=tmp_path)
+    assert older.returncode == 2 and f"rl-registry-convert --model-path {old_model.path}" in older.stderr
+    key = tmp_path / "key"
+    assert command("rl-keygen", str(key)).returncode == 0
+    signed_only = command("rl-infer", "--model-path", str(copy), "--trusted-keys", f"{key}.pub.pem", "--obs",
+                          "[0, 0, 0, 0]", cwd=tmp_path)
+    assert signed_only.returncode == 2 and "carries no signature" in signed_only.stderr
