@@ -10,4 +10,6 @@ final: prev: {
   mlflow-skinny = final.callPackage ./mlflow-skinny { };
   mlflow = final.callPackage ./mlflow { };
   rl-module = final.callPackage ./rl-module { };
+  # rl-infer --serve --runtime onnx without torch: the same source, a smaller closure.
+  rl-module-serve = final.callPackage ./rl-module { serving = true; };
 }

@@ -5,6 +5,8 @@
   gymnasium,
   matplotlib,
   numpy,
+  onnx,
+  onnxruntime,
   opentelemetry-api,
   opentelemetry-exporter-otlp-proto-grpc,
   opentelemetry-exporter-otlp-proto-http,
@@ -17,13 +19,17 @@
   stable-baselines3,
   torch,
   tqdm,
+  uvicorn,
   grpcio,
   hypothesis,
   pytestCheckHook,
+  # rl-module-serve: what `rl-infer --serve --runtime onnx` needs, and no torch, stable-baselines3 or
+  # matplotlib (the policy runs on onnxruntime from the ONNX file inside each model).
+  serving ? false,
 }:
 
 buildPythonPackage {
-  pname = "rl-module";
+  pname = if serving then "rl-module-serve" else "rl-module";
   version = "0.1.0";
   pyproject = true;
 
@@ -45,8 +51,9 @@ buildPythonPackage {
 
   dependencies = [
     gymnasium
-    matplotlib
     numpy
+    # infer.runtime onnx; the full package exports models to ONNX with torch, which imports onnx to do so.
+    onnxruntime
     opentelemetry-api
     opentelemetry-exporter-otlp-proto-grpc
     opentelemetry-exporter-otlp-proto-http
@@ -56,10 +63,18 @@ buildPythonPackage {
     # A registry shared by many machines (a PostgreSQL URL): imported only when one is configured.
     psycopg
     rich
+    tqdm
+    uvicorn
+  ]
+  ++ lib.optionals (!serving) [
+    matplotlib
+    onnx
     stable-baselines3
     torch
-    tqdm
   ];
+
+  # The serving package is checked by what it imports; the full package's tests cover its code.
+  doCheck = !serving;
 
   # pyproject.toml pins the versions CI tests with; nixpkgs brings its own, close ones.
   pythonRelaxDeps = true;
@@ -82,7 +97,7 @@ buildPythonPackage {
   disabledTestMarks = [ "service" ];
   disabledTestPaths = [ "tests/test_lint.py" ];
 
-  pythonImportsCheck = [ "rl_module" ];
+  pythonImportsCheck = [ "rl_module" ] ++ lib.optionals serving [ "rl_module.server" "rl_module.portable" ];
 
   meta = {
     description = "A declarative reinforcement-learning pipeline with built-in observability";

@@ -33,6 +33,7 @@ let
       # A stand-in for the wrapped commands (building them needs pkgs): units name their paths.
       (if withPackage then {
         rl.package = { type = "derivation"; name = "rl-commands"; outPath = "/nix/store/00000000000000000000000000000000-rl-commands"; };
+        rl.servePackage = { type = "derivation"; name = "rl-infer"; outPath = "/nix/store/11111111111111111111111111111111-rl-infer"; };
       } else { })
     ];
   };

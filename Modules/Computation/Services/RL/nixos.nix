@@ -93,7 +93,8 @@ in
       # The wrapped command already carries the configuration; relative paths resolve in the state
       # directory. With no model yet it stays up, answering 503 on /readyz until the first one.
       rl-infer = unit "RL Module inference server (rl-infer --serve)" {
-        ExecStart = "${lib.getExe' cfg.package "rl-infer"} ${flag "infer.serve"}";
+        # infer.runtime = onnx: rl-module-serve's closure, without torch (a smaller, faster-starting unit).
+        ExecStart = "${lib.getExe' (if cfg.infer.runtime == "onnx" then cfg.servePackage else cfg.package) "rl-infer"} ${flag "infer.serve"}";
         Restart = "on-failure";
       };
     } // lib.optionalAttrs cfg.services.registryRules.enable {

@@ -14,4 +14,14 @@
     defaultText = lib.literalExpression "the rl-* commands wrapped with config.rl.environment";
     description = "The rl-* commands, wrapped with the rendered configuration.";
   };
+
+  options.rl.servePackage = lib.mkOption {
+    type = lib.types.package;
+    default = (import ./package.nix {
+      inherit pkgs;
+      inherit (config.rl) environment environmentFile;
+    }).serve;
+    defaultText = lib.literalExpression "rl-infer of rl-module-serve (no torch), wrapped with config.rl.environment";
+    description = "The rl-infer command the serving unit runs when rl.infer.runtime is onnx: a package without torch or stable-baselines3.";
+  };
 }

@@ -1,5 +1,6 @@
 # The project's Python package set (Drv/) on a nixpkgs, and the rl-* commands wrapped with an
-# environment: { rl-train = <drv>; ...; all = <all commands>; python = <python with rl-module>; }
+# environment: { rl-train = <drv>; ...; all = <all commands>; python = <python with rl-module>;
+# serve = <rl-infer of rl-module-serve: no torch, for infer.runtime onnx> }
 { pkgs, environment ? { }, environmentFile ? null }:
 
 let
@@ -11,4 +12,9 @@ pkgs.callPackage ../../../../Drv/commands.nix {
 }
 // {
   inherit python;
+  serve =
+    (pkgs.callPackage ../../../../Drv/commands.nix {
+      inherit environment environmentFile;
+      rl-module = python.pkgs.rl-module-serve;
+    }).rl-infer;
 }
