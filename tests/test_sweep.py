@@ -338,3 +338,67 @@ def test_the_sweeps_own_process_never_imports_torch(tmp_path):
     assert json.loads(result.stdout.strip().splitlines()[-1]) == [0, []]
     with Registry(tmp_path / "rl_registry.db") as registry:
         assert [m.trial for m in registry.models() if m.kind == "final"] == [0]  # the trial did train
+
+
+def result_of(cwd: Path, run_id: str) -> dict[str, Any]:
+    return json.loads((cwd / "models" / run_id / "result.json").read_text())
+
+
+def test_to_the_threshold_a_trial_that_validates_scores_its_time_and_one_that_never_does_the_penalty(tmp_path):
+    """sweep.objective time-to-threshold: a trial whose model validates (mean reward >= 20 and the last two
+    evaluations agreeing, the registry's rules) ends there and scores the learning time its result.json
+    records; steps-to-threshold with a threshold no trial reaches (1000) scores budget x (1 + gap), and
+    showed the pruner that penalty as it stood at each evaluation. Both studies minimize; the report says
+    which trials reached it; a study is not continued under another objective."""
+    import optuna
+
+    rules = ("--evaluations", "4", "--convergence-window", "2", "--convergence-tolerance", "2")
+    quick, slow = tmp_path / "quick", tmp_path / "never"  # each its own registry: its rules for CartPole-v1
+    quick.mkdir()
+    slow.mkdir()
+    out = sweep(quick, *rules, "--trials", "2", "--study-name", "ttt", "--objective", "time-to-threshold",
+                "--min-reward", "20")
+    assert out["objective"]["direction"] == "minimize" and out["objective"]["unit"] == "s"
+    reached = [t for t in out["trials"] if t["reached"]]
+    assert reached, out["trials"]
+    for t in out["trials"]:
+        result = result_of(quick, t["run_id"])
+        if t["reached"]:  # ended by train.stopOnReward at the evaluation that validated, not a lucky one before
+            assert result["stop_reason"].startswith("train.stopOnReward") and result["status"] == "finished"
+            assert t["value"] == result["train_time"] and result["timesteps"] == result["evaluations"][-1]["timesteps"]
+            assert len(result["evaluations"]) >= 2 and result["timesteps"] < 1024
+        else:
+            best = max(e["mean_reward"] for e in result["evaluations"] + [result["evaluation"]])
+            assert t["value"] == pytest.approx(result["train_time"] * (1 + max(20 - best, 0) / 20))
+    best = min(out["trials"], key=lambda t: t["value"])
+    assert out["best"]["trial"] == best["number"] and out["best"]["reached"] == best["reached"]
+    assert out["nix"].startswith(f"# study ttt, trial {best['number']}: wall time to the threshold ")
+    assert (tmp_path / "quick" / "models" / "sweeps" / "ttt" / "history.png").stat().st_size > 1000
+    from rl_module.cli.sweep import _summary  # what rl-sweep prints without --json
+
+    printed = _summary(out, quick)
+    assert "objective: wall time to the threshold (s, minimized)" in printed
+    numbers = ", ".join(str(t["number"]) for t in reached)
+    assert f"reached the threshold: {len(reached)} of 2 finished trials (trials {numbers})" in printed
+
+    never = sweep(slow, *rules, "--trials", "1", "--study-name", "steps", "--objective", "steps-to-threshold",
+                  "--min-reward", "1000")
+    (t,) = never["trials"]
+    result = result_of(slow, t["run_id"])
+    rewards = [e["mean_reward"] for e in result["evaluations"]]
+    assert t["reached"] is False and result["stop_reason"] is None and result["timesteps"] >= 1024
+    best = max(rewards + [result["evaluation"]["mean_reward"]])
+    assert t["value"] == pytest.approx(1024 * (1 + (1000 - best) / 1000)) and t["gap"] == pytest.approx(
+        (1000 - best) / 1000)
+    study = optuna.load_study(study_name="steps", storage=f"sqlite:///{slow / 'rl_registry.db'}")
+    assert study.direction == optuna.study.StudyDirection.MINIMIZE
+    shown = study.trials[0].intermediate_values  # the penalty as it stood: 1024 x (1 + gap of the best so far)
+    assert shown == {int(e["timesteps"]): pytest.approx(1024 * (1 + (1000 - max(rewards[:i + 1])) / 1000))
+                     for i, e in enumerate(result["evaluations"])}
+
+    other = command("rl-sweep", *SMALL, *rules, "--trials", "1", "--study-name", "ttt", "--min-reward", "20",
+                    cwd=quick)
+    assert other.returncode == 2 and other.stderr.count("\n") == 1, other.stderr
+    assert ("option sweep.studyName from flag --study-name: 'ttt' names a study that exists with objective "
+            "time-to-threshold (minimized); this command's sweep.objective is reward (from default): give "
+            "--objective time-to-threshold to continue it") in other.stderr

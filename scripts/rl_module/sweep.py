@@ -29,9 +29,9 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from . import redact
 from . import spec as spec_module
@@ -195,6 +195,9 @@ def trial_config(config: Config, values: dict[str, Any], study: str, number: int
         config = config.replace("agent.kwargs", kwargs, source)
     steps = config.sweep.trialTimesteps
     config = config.replace("train.totalTimesteps", steps, source)
+    if config.sweep.objective != "reward" and not config.train.stopOnReward:
+        # The first validated model is the result: nothing after it counts, so the trial ends there.
+        config = config.replace("train.stopOnReward", True, f"{source} (sweep.objective {config.sweep.objective})")
     config = config.replace("train.evalFreq", max(steps // config.sweep.evaluations, 1), source)
     n_steps = kwargs.get("n_steps")
     if config.agent.algorithm in ("ppo",) and isinstance(n_steps, int):
@@ -202,6 +205,96 @@ def trial_config(config: Config, values: dict[str, Any], study: str, number: int
         if config.train.batchSize is not None and config.train.batchSize > rollout:
             config = config.replace("train.batchSize", rollout, f"{source} (cut to n_steps x n_envs)")
     return config
+
+
+# -- the objective ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Objective:
+    """What a trial scores (sweep.objective): its name, the study's direction, and how to speak of it."""
+
+    name: str
+    direction: Literal["maximize", "minimize"]  # Optuna's
+    label: str
+    unit: str  # "" for a reward, "s" or "steps"
+
+    @property
+    def to_threshold(self) -> bool:
+        return self.name != "reward"
+
+    def show(self, value: float | None) -> str:
+        if value is None:
+            return "-"
+        if self.unit == "steps":
+            return f"{value:,.0f} steps"
+        return f"{value:.2f}" + (f" {self.unit}" if self.unit else "")
+
+
+OBJECTIVES = {
+    "reward": Objective("reward", "maximize", "mean reward", ""),
+    "time-to-threshold": Objective("time-to-threshold", "minimize", "wall time to the threshold", "s"),
+    "steps-to-threshold": Objective("steps-to-threshold", "minimize", "env steps to the threshold", "steps"),
+}
+
+
+def objective_of(study: optuna.Study) -> Objective:
+    """The study's objective, as recorded when it was made (a study made before sweep.objective existed
+    maximized the reward)."""
+    return OBJECTIVES[study.user_attrs.get("objective", "reward")]
+
+
+def gap(best_reward: float | None, threshold: float) -> float:
+    """How far a trial's best evaluation stayed from the threshold, as a fraction of the threshold's size
+    (at least 1, so a threshold near 0, or negative as Acrobot's -100, still gives a finite scale); 0 when it
+    got there (a lucky evaluation that did not validate is scored by its budget alone)."""
+    if best_reward is None:
+        return 1.0
+    return max(threshold - best_reward, 0.0) / max(abs(threshold), 1.0)
+
+
+def score(objective: Objective, result: Any) -> tuple[float | None, dict[str, Any]]:
+    """A finished trial's value (train.TrainResult, as its result.json records it) and what the report says
+    of it. To the threshold: a run ended by train.stopOnReward (status finished, stopped early) validated at
+    its last evaluation: its learning time (train_time: from learn() starting to that evaluation) or that
+    evaluation's steps. One that never validated: its budget (the learning time its whole trial took, or
+    the steps it was asked for) x (1 + gap): see sweep.objective."""
+    if not objective.to_threshold:
+        return (result.evaluation["mean_reward"] if result.evaluation else None), {}
+    rewards = [e["mean_reward"] for e in result.evaluations] + \
+        ([result.evaluation["mean_reward"]] if result.evaluation else [])
+    best = max(rewards) if rewards else None
+    reached = result.status == "finished" and result.stopped_early
+    attrs: dict[str, Any] = {"reached": reached, "threshold": result.threshold, "best_reward": best}
+    if reached:
+        value = result.train_time if objective.unit == "s" else float(result.evaluations[-1]["timesteps"])
+    else:
+        attrs["gap"] = gap(best, result.threshold)
+        budget = result.train_time if objective.unit == "s" else float(result.total_timesteps)
+        value = budget * (1.0 + attrs["gap"])
+    return value, attrs
+
+
+class Running:
+    """What a trial shows the pruner at each evaluation: its reward, or, to the threshold, the penalty it
+    would score if it learned nothing more: of the same kind and direction as its result, and never below
+    it (its budget x (1 + gap), the gap from its best evaluation so far; in seconds, its pace so far
+    extrapolated to its whole budget). Trials at the same step are compared on what they have shown by
+    then; a trial that validated earlier has ended and is left out of later steps' medians (so the pruner
+    is lenient there, never harsher)."""
+
+    def __init__(self, objective: Objective, threshold: float | None, budget: int) -> None:
+        self.objective, self.threshold, self.budget = objective, threshold, budget
+        self.best: float | None = None
+        self.started = time.perf_counter()
+
+    def value(self, timesteps: int, mean_reward: float) -> float:
+        self.best = mean_reward if self.best is None else max(self.best, mean_reward)
+        if not self.objective.to_threshold or self.threshold is None:
+            return mean_reward
+        factor = 1.0 + gap(self.best, self.threshold)
+        if self.objective.unit == "steps":
+            return self.budget * factor
+        return (time.perf_counter() - self.started) * self.budget / max(timesteps, 1) * factor
 
 
 # -- the study --------------------------------------------------------------------------------------
@@ -345,14 +438,25 @@ def open_study(config: Config, space: dict[str, Any]) -> optuna.Study:
 
     rdb = storage(config)
     name = config.sweep.studyName
+    wanted = OBJECTIVES[config.sweep.objective]
     try:
-        study = optuna.create_study(study_name=name, storage=rdb, direction="maximize", load_if_exists=True,
+        study = optuna.create_study(study_name=name, storage=rdb, direction=wanted.direction, load_if_exists=True,
                                     sampler=sampler(config), pruner=pruner(config))
     except ValueError as error:  # an existing study with other directions
         raise config.refuse("sweep.studyName", f"names a study that exists with another direction ({error})") \
             from None
-    if [d.name for d in study.directions] != ["MAXIMIZE"]:
-        raise config.refuse("sweep.studyName", "names a study that minimizes; a sweep maximizes the mean reward")
+    directions = [d.name.lower() for d in study.directions]
+    has = study.user_attrs.get("objective", "reward" if "space" in study.user_attrs else None)
+    if (has is not None and has != wanted.name) or directions != [wanted.direction]:
+        here = f"this command's sweep.objective is {wanted.name} (from {config.source('sweep.objective')})"
+        if has is None:  # an Optuna study rl-sweep did not make
+            raise config.refuse("sweep.studyName", f"names a study that exists and {directions[0]}s, and {here}, "
+                                f"which {wanted.direction}s: give a new studyName")
+        raise config.refuse("sweep.studyName", f"names a study that exists with objective {has} "
+                            f"({OBJECTIVES[has].direction}d); {here}: give --objective {has} to continue it, or a "
+                            "new studyName")
+    if "objective" not in study.user_attrs:
+        study.set_user_attr("objective", wanted.name)
     recorded = study.user_attrs.get("space")
     question = {"space": space, "algorithm": config.agent.algorithm, "envId": config.env.envId}
     if recorded is None:
@@ -601,12 +705,16 @@ def _trial(config: Config, study: optuna.Study, trial: optuna.Trial, space: dict
         trial.set_user_attr("worker", f"{os.uname().nodename}/{os.getpid()}")
         values = suggest(trial, space)
         trial_cfg = trial_config(config, values, study.study_name, trial.number)
+        objective = objective_of(study)
+        prepared = train.prepare(trial_cfg)
+        running = Running(objective, prepared.threshold, trial_cfg.train.totalTimesteps)
 
         def report(timesteps: int, mean_reward: float, trial: optuna.Trial = trial) -> bool:
-            trial.report(mean_reward, timesteps)
+            trial.report(running.value(timesteps, mean_reward), timesteps)
             return not trial.should_prune()
 
-        plan = replace(train.prepare(trial_cfg), trial=train.Trial(study.study_name, trial.number, report))
+        plan = replace(prepared, trial=train.Trial(study.study_name, trial.number, report))
+        running.started = time.perf_counter()
         result = train.train(plan)
         trial.set_user_attr("run_id", result.run_id)
         trial.set_user_attr("model_id", result.model_id)
@@ -616,8 +724,10 @@ def _trial(config: Config, study: optuna.Study, trial: optuna.Trial, space: dict
         elif result.status == "pruned":
             study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
         else:
-            study.tell(trial, result.evaluation["mean_reward"] if result.evaluation else None,
-                       skip_if_finished=True)
+            value, attrs = score(objective, result)
+            for key, attr in attrs.items():
+                trial.set_user_attr(key, attr)
+            study.tell(trial, value, skip_if_finished=True)
     except stopping.Stopped:
         _tell_again(study, trial, STOPPED_AT_ONCE)
         raise
@@ -794,7 +904,15 @@ def _check_all(config: Config) -> dict[str, dict[str, Any]]:
     from . import train
 
     space = space_of(config)
-    train.prepare(trial_config(config, {}, config.sweep.studyName, 0), warn=False)
+    try:
+        train.prepare(trial_config(config, {}, config.sweep.studyName, 0), warn=False)
+    except UsageError as error:
+        # The threshold is the objective's, not an option the user set: say so in its words.
+        if config.sweep.objective != "reward" and not config.train.stopOnReward and \
+                str(error).startswith("option train.stopOnReward"):
+            raise config.refuse("sweep.objective", f"needs a reward threshold, and {config.env.envId} registers "
+                                "none: set registry.minReward (--min-reward)") from None
+        raise
     return space
 
 
@@ -946,7 +1064,8 @@ def _fail_dead_trial(study: optuna.Study, slot: Any, exitcode: int | None) -> No
 
 def report(study: optuna.Study) -> list[dict[str, Any]]:
     """Every trial: number, state, value, duration, its values (and Optuna's parameters as sampled), run
-    and registry model."""
+    and registry model; to a threshold, whether it validated (`reached`), its best evaluation and, when it
+    did not, its gap (the penalty's)."""
     rows = []
     space = study.user_attrs["space"]
     for t in study.get_trials(deepcopy=False):
@@ -954,9 +1073,12 @@ def report(study: optuna.Study) -> list[dict[str, Any]]:
             continue
         duration = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and \
             t.datetime_start else None
-        rows.append({"number": t.number, "state": t.state.name.lower(), "value": t.value, "duration_s": duration,
-                     "values": values_of(t.params, space), "params": t.params, "run_id": t.user_attrs.get("run_id"),
-                     "model_id": t.user_attrs.get("model_id"), "error": t.user_attrs.get("error")})
+        row: dict[str, Any] = {
+            "number": t.number, "state": t.state.name.lower(), "value": t.value, "duration_s": duration,
+            "values": values_of(t.params, space), "params": t.params, "run_id": t.user_attrs.get("run_id"),
+            "model_id": t.user_attrs.get("model_id"), "error": t.user_attrs.get("error")}
+        row.update({key: t.user_attrs[key] for key in ("reached", "best_reward", "gap") if key in t.user_attrs})
+        rows.append(row)
     return rows
 
 
@@ -967,8 +1089,10 @@ def best_values(study: optuna.Study) -> dict[str, Any] | None:
     finished = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
     if not finished:
         return None
-    best = max(finished, key=lambda t: float(t.value or 0.0))
-    return {"trial": best.number, "value": best.value, "values": values_of(best.params, study.user_attrs["space"])}
+    pick = max if objective_of(study).direction == "maximize" else min
+    best = pick(finished, key=lambda t: float(t.value or 0.0))
+    return {"trial": best.number, "value": best.value, "reached": best.user_attrs.get("reached"),
+            "values": values_of(best.params, study.user_attrs["space"])}
 
 
 def values_of(params: dict[str, Any], space: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -1004,11 +1128,19 @@ def settings_of(study: optuna.Study, values: dict[str, Any]) -> dict[str, Any]:
     return settings
 
 
-def as_nix(study: optuna.Study, values: dict[str, Any]) -> str:
+def as_nix(study: optuna.Study, values: dict[str, Any], best: dict[str, Any] | None = None) -> str:
     """The trial's configuration as Nix, to paste into `rl = { ... };`: read by Nix and rendered by the
-    module, every number is exactly the trial's (floats as their shortest exact decimal)."""
+    module, every number is exactly the trial's (floats as their shortest exact decimal). With `best`
+    (best_values), a first comment says what it scored, in the study's objective, and where it came from."""
     lines = [f"  {path} = {nix_value(value)};" for path, value in sorted(settings_of(study, values).items())]
-    return "rl = {\n" + "\n".join(lines) + "\n};"
+    said = ""
+    if best is not None:
+        objective = objective_of(study)
+        reached = "" if not objective.to_threshold else \
+            " (reached)" if best.get("reached") else " (the penalty: it did not reach the threshold)"
+        said = (f"# study {study.study_name}, trial {best['trial']}: {objective.label} "
+                f"{objective.show(best['value'])}{reached}\n")
+    return said + "rl = {\n" + "\n".join(lines) + "\n};"
 
 
 def nix_value(value: Any) -> str:
@@ -1092,13 +1224,17 @@ def plot(study: optuna.Study, folder: Path) -> list[str]:
     from optuna.visualization import matplotlib as charts
 
     folder.mkdir(parents=True, exist_ok=True)
+    objective = objective_of(study)
+    target = objective.label + (f" ({objective.unit})" if objective.unit else "")
     written = []
     for name, draw in (("history.png", charts.plot_optimization_history),
                        ("importances.png", charts.plot_param_importances)):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                axes = draw(study)
+                axes = draw(study, target_name=target)
+                if name == "history.png" and objective.to_threshold:
+                    _mark_reached(study, axes)
             figure: Any = axes.figure
             figure.savefig(folder / name, dpi=100, bbox_inches="tight")
             matplotlib.pyplot.close(figure)
@@ -1106,6 +1242,20 @@ def plot(study: optuna.Study, folder: Path) -> list[str]:
         except Exception as error:  # noqa: BLE001 - a chart is a bonus; say why it is missing
             log.info("%s not drawn: %s", name, error)
     return written
+
+
+def _mark_reached(study: optuna.Study, axes: Any) -> None:
+    """On the history: which trials reached the threshold (their value is a time or a step count) and which
+    scored the penalty, told apart at a glance."""
+    from optuna.trial import TrialState
+
+    finished = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
+    missed = [t for t in finished if t.user_attrs.get("reached") is False]
+    if missed:
+        axes.scatter([t.number for t in missed], [t.value for t in missed], marker="x", color="tab:red", zorder=3,
+                     label="did not reach the threshold (penalty)")
+        axes.legend(fontsize=7)
+    axes.set_title(f"{study.study_name}: {objective_of(study).label}, {objective_of(study).direction}d")
 
 
 def where(config: Config) -> str:

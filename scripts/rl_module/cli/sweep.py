@@ -42,6 +42,7 @@ def _sweep(config: Config, args: argparse.Namespace) -> int:
     name, total = study.study_name, config.sweep.trials
     since = len(study.get_trials(deepcopy=False))  # the trials this command's failures are counted from
     seen: list[str] = []
+    objective = sweep.objective_of(study)
 
     def progress() -> None:
         c = sweep.counts(study)
@@ -49,7 +50,7 @@ def _sweep(config: Config, args: argparse.Namespace) -> int:
         best = sweep.best_values(study)
         line = (f"rl-sweep: {name}: {c['finished'] + c['pruned']}/{total} trials ({c['finished']} finished, "
                 f"{c['pruned']} pruned, {c['failed']} failed, {c['running']} running)"
-                + (f"; best {best['value']:.2f} (trial {best['trial']})" if best else ""))
+                + (f"; best {objective.show(best['value'])} (trial {best['trial']})" if best else ""))
         if not seen or seen[-1] != line:
             seen.append(line)
             print(line, file=sys.stderr, flush=True)
@@ -74,13 +75,17 @@ def _finish(config: Config, args: argparse.Namespace, study: Any, stopped: str |
     name = study.study_name
     folder = Path(config.store.modelDir) / "sweeps" / name
     best = sweep.best_values(study)
+    objective = sweep.objective_of(study)
     result: dict[str, Any] = {
-        "study": name, "storage": sweep.where(config), "trials": sweep.report(study), "counts": sweep.counts(study),
+        "study": name, "storage": sweep.where(config),
+        "objective": {"name": objective.name, "direction": objective.direction, "label": objective.label,
+                      "unit": objective.unit},
+        "trials": sweep.report(study), "counts": sweep.counts(study),
         "best": best, "stopped_by": stopped, "failure": failure,
         "plots": sweep.plot(study, folder) if best else [],
     }
     if best:
-        result["nix"] = sweep.as_nix(study, best["values"])
+        result["nix"] = sweep.as_nix(study, best["values"], best)
         result["flags"] = sweep.as_flags(study, best["values"])
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "report.json").write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
@@ -92,19 +97,34 @@ def _finish(config: Config, args: argparse.Namespace, study: Any, stopped: str |
 
 
 def _summary(result: dict[str, Any], folder: Path) -> str:
-    lines = [f"rl-sweep: study {result['study']} in {result['storage']}",
-             "  trial  state     value     time  run / model"]
+    from .. import sweep
+
+    objective = sweep.OBJECTIVES[result["objective"]["name"]]
+    to_threshold = objective.to_threshold
+    lines = [f"rl-sweep: study {result['study']} in {result['storage']}; objective: {objective.label}"
+             + (f" ({objective.unit}, {objective.direction}d)" if objective.unit else f" ({objective.direction}d)"),
+             f"  trial  state    {objective.unit or 'value':>13}     time  " + ("reached  " if to_threshold else "")
+             + "run / model"]
     for t in result["trials"]:
-        value = "-" if t["value"] is None else f"{t['value']:.2f}"
+        value = "-" if t["value"] is None else objective.show(t["value"]).removesuffix(" steps").removesuffix(" s")
         duration = "-" if t["duration_s"] is None else f"{t['duration_s']:.0f}s"
-        lines.append(f"  {t['number']:>5}  {t['state']:<8} {value:>7} {duration:>7}  "
+        reached = f"{ {True: 'yes', False: 'no'}.get(t.get('reached'), '-'):<9}" if to_threshold else ""
+        lines.append(f"  {t['number']:>5}  {t['state']:<8} {value:>13} {duration:>7}  {reached}"
                      f"{t['run_id'] or '-'} / {t['model_id'] if t['model_id'] is not None else '-'}"
                      + (f"  ({t['error']})" if t["error"] else ""))
+    if to_threshold:
+        ended = [t for t in result["trials"] if t.get("reached") is not None]
+        reached_by = [str(t["number"]) for t in ended if t["reached"]]
+        lines.append(f"  reached the threshold: {len(reached_by)} of {len(ended)} finished trials"
+                     + (f" (trials {', '.join(reached_by)})" if reached_by else "")
+                     + "; a trial that did not scores the penalty: its budget x (1 + gap) (sweep.objective)")
     best = result["best"]
     if best is None:
         lines.append("  no trial has finished yet")
     else:
-        lines += [f"  best: trial {best['trial']}, mean reward {best['value']:.2f}", "",
+        said = objective.show(best["value"]) + (
+            "" if not to_threshold else ", reached" if best.get("reached") else ", the penalty: none reached it")
+        lines += [f"  best: trial {best['trial']}, {objective.label} {said}", "",
                   "  as Nix:", *("    " + line for line in result["nix"].splitlines()), "",
                   "  train with it:", "    rl-train " + shlex.join(result["flags"])]
     lines.append(f"  report and plots in {folder}")

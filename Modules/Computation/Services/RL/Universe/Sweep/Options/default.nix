@@ -38,6 +38,12 @@
     example = "postgresql://rl@db.internal:5432/rl";
     secret = true; # may carry a credential: never rendered with one (rl.environmentFile carries it)
   };
+  objective = {
+    type = { enum = [ "reward" "time-to-threshold" "steps-to-threshold" ]; };
+    default = "reward";
+    description = "What a trial scores: `reward`, its final evaluation's mean reward (maximized); `time-to-threshold`, the wall seconds from the start of its learning to its first evaluation that would validate the model by the registry's rules for the env (mean reward >= the threshold and the last registry.convergenceWindow evaluations agreeing, as train.stopOnReward decides, which ends the trial there; minimized); `steps-to-threshold`, the env steps to that evaluation (minimized). A trial that never validates scores a penalty: what its whole trial took (seconds, or steps) x (1 + gap), gap = (threshold - its best evaluation) / max(|threshold|, 1): above every trial that validated (in steps always; in seconds against a trial of its pace), and lower the closer it came, so the sampler learns from a near miss. The pruner is shown, at each evaluation, that penalty as it stands (in seconds, its pace so far extrapolated to its whole trial): a value of the same kind and direction as the result, never below it in steps, so trials at the same step are compared like with like.";
+    example = "time-to-threshold";
+  };
   trialTimesteps = {
     type = "ints.positive";
     default = 20000;
