@@ -2,18 +2,30 @@
 # A preset sets options of the Universe (checked against it by lib/universe.nix); a user's own setting —
 # from Nix, the environment or a flag — always wins over it, and agent.kwargs merge key by key.
 # Turn presets off with train.preset = false.
+#
+# Where each preset's values came from: the comment line right above its "<envId>" = { is
+#   # source: <kind>; <key> <value>; <key> <value>; ...
+# with <kind> one of (tests/test_presets.py parses every one):
+#   rl-zoo 2.9.2 hyperparams/<algorithm>.yml   RL Baselines3 Zoo's values, as published in that release
+#   study <name>                             an rl-sweep study (its report: <modelDir>/sweeps/<name>/), with
+#                                            objective <sweep.objective>; seeds <tuned on, comma-separated>;
+#                                            held-out <seeds measured on, never tuned on>; date <YYYY-MM-DD>
+#   hand-set                                 chosen by hand, with date <YYYY-MM-DD>; why <the reason>
 {
   ppo = {
+    # source: rl-zoo 2.9.2 hyperparams/ppo.yml
     "CartPole-v1" = {
       env.nEnvs = 8;
       train = { totalTimesteps = 100000; batchSize = 256; gamma = 0.98; learningRate = "lin_1e-3"; };
       agent.kwargs = { n_steps = 32; gae_lambda = 0.8; n_epochs = 20; ent_coef = 0.0; clip_range = "lin_0.2"; };
     };
+    # source: rl-zoo 2.9.2 hyperparams/ppo.yml
     "LunarLander-v3" = {
       env.nEnvs = 16;
       train = { totalTimesteps = 1000000; batchSize = 64; gamma = 0.999; };
       agent.kwargs = { n_steps = 1024; gae_lambda = 0.98; n_epochs = 4; ent_coef = 0.01; };
     };
+    # source: rl-zoo 2.9.2 hyperparams/ppo.yml
     "Pendulum-v1" = {
       env.nEnvs = 4;
       train = { totalTimesteps = 100000; gamma = 0.9; learningRate = "1e-3"; };
@@ -21,11 +33,13 @@
     };
     # gym-anytrading: windows of prices (obs: window x features), buy or sell. The bundled data is long;
     # a bounded frame keeps episodes (and evaluations) short enough to iterate on.
+    # source: hand-set; date 2026-11-26; why gym-anytrading is not in RL Zoo: a short frame keeps episodes short
     "forex-v0" = {
       env.kwargs = { window_size = 24; frame_bound = [ 24 524 ]; };
       train = { totalTimesteps = 100000; gamma = 0.95; };
       agent.kwargs = { n_steps = 512; ent_coef = 0.01; };
     };
+    # source: hand-set; date 2026-11-26; why gym-anytrading is not in RL Zoo: a short frame keeps episodes short
     "stocks-v0" = {
       env.kwargs = { window_size = 30; frame_bound = [ 30 530 ]; };
       train = { totalTimesteps = 100000; gamma = 0.95; };
@@ -33,11 +47,13 @@
     };
   };
   a2c = {
+    # source: rl-zoo 2.9.2 hyperparams/a2c.yml
     "CartPole-v1" = {
       env.nEnvs = 8;
       train.totalTimesteps = 500000;
       agent.kwargs = { ent_coef = 0.0; };
     };
+    # source: rl-zoo 2.9.2 hyperparams/a2c.yml
     "LunarLander-v3" = {
       env.nEnvs = 8;
       train = { totalTimesteps = 200000; gamma = 0.995; learningRate = "lin_8.3e-4"; };
@@ -45,6 +61,7 @@
     };
   };
   dqn = {
+    # source: rl-zoo 2.9.2 hyperparams/dqn.yml
     "CartPole-v1" = {
       train = { totalTimesteps = 50000; learningRate = "2.3e-3"; batchSize = 64; gamma = 0.99; };
       agent.netArch = [ 256 256 ];
@@ -53,6 +70,7 @@
         gradient_steps = 128; exploration_fraction = 0.16; exploration_final_eps = 0.04;
       };
     };
+    # source: rl-zoo 2.9.2 hyperparams/dqn.yml
     "LunarLander-v3" = {
       train = { totalTimesteps = 100000; learningRate = "6.3e-4"; batchSize = 128; gamma = 0.99; };
       agent.netArch = [ 256 256 ];
@@ -63,27 +81,33 @@
     };
   };
   sac = {
+    # source: rl-zoo 2.9.2 hyperparams/sac.yml
     "Pendulum-v1" = {
       train = { totalTimesteps = 20000; learningRate = "1e-3"; };
     };
+    # source: rl-zoo 2.9.2 hyperparams/sac.yml
     "Ant-v5" = {
       train.totalTimesteps = 1000000;
       agent.kwargs = { learning_starts = 10000; };
     };
+    # source: rl-zoo 2.9.2 hyperparams/sac.yml
     "Ant-v4" = {
       train.totalTimesteps = 1000000;
       agent.kwargs = { learning_starts = 10000; };
     };
   };
   td3 = {
+    # source: rl-zoo 2.9.2 hyperparams/td3.yml
     "Pendulum-v1" = {
       train = { totalTimesteps = 20000; gamma = 0.98; };
       agent.kwargs = { buffer_size = 200000; learning_starts = 10000; noise_type = "normal"; noise_std = 0.1; };
     };
+    # source: rl-zoo 2.9.2 hyperparams/td3.yml
     "Ant-v5" = {
       train.totalTimesteps = 1000000;
       agent.kwargs = { learning_starts = 10000; noise_type = "normal"; noise_std = 0.1; };
     };
+    # source: rl-zoo 2.9.2 hyperparams/td3.yml
     "Ant-v4" = {
       train.totalTimesteps = 1000000;
       agent.kwargs = { learning_starts = 10000; noise_type = "normal"; noise_std = 0.1; };
