@@ -4,6 +4,15 @@ script doing the same (RL Zoo's PPO preset, EvalCallback every 10k steps saving 
 started as fresh processes in one run.
 
     python bench/time_to_good_model.py [--repeats 3]
+
+With --against REVISION: our presets against those of the Presets file at REVISION (RL Zoo 2.9.2's, before
+any re-tuning: each preset's `# source:` line says which it is), for each --pairs algorithm/envId, on the
+held-out --seeds, the two alternating seed by seed; both are plain rl-train runs (the other's values as
+flags over --no-preset), with train.stopOnReward, so each ends at its first model validated by the
+registry's rules: its seconds from the start of learning (result.json's train_time) and steps.
+
+    python bench/time_to_good_model.py --against 68125de --seeds 100,101,102,103,104 \
+        --pairs ppo/CartPole-v1,ppo/Acrobot-v1,ppo/LunarLander-v3,sac/Pendulum-v1
 """
 
 from __future__ import annotations
@@ -59,10 +68,85 @@ def raw(seed: int) -> float | None:
         return None if line == "never" else float(line) - started
 
 
+PRESETS = "Modules/Computation/Services/RL/Presets/default.nix"
+
+
+def presets_at(revision: str) -> dict[tuple[str, str], dict[str, object]]:
+    """The Presets file as it was at a git revision: (algorithm, envId) -> {option path: value}."""
+    text = subprocess.run(["git", "show", f"{revision}:{PRESETS}"], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).parent).stdout
+    with tempfile.NamedTemporaryFile("w", suffix=".nix") as file:
+        file.write(text)
+        file.flush()
+        tree = json.loads(subprocess.run(["nix-instantiate", "--eval", "--strict", "--json", file.name],
+                                         capture_output=True, text=True, check=True).stdout)
+    return {(algorithm, env_id): {f"{feature}.{name}": value for feature, options in preset.items()
+                                  for name, value in options.items()}
+            for algorithm, envs in tree.items() for env_id, preset in envs.items()}
+
+
+def as_flags(options: dict[str, object]) -> list[str]:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    from rl_module import spec
+
+    flags: list[str] = []
+    for path, value in options.items():
+        shown = json.dumps(value) if isinstance(value, (dict, bool)) else \
+            ",".join(map(str, value)) if isinstance(value, list) else str(value)
+        flags += [spec.load().option(path).flag, shown]
+    return flags
+
+
+def validated(algorithm: str, env_id: str, seed: int, flags: list[str]) -> tuple[float | None, int | None]:
+    """One rl-train run ending at its first validated model: (seconds of learning, steps), or Nones."""
+    with tempfile.TemporaryDirectory() as cwd:
+        result = subprocess.run([str(Path(sys.executable).parent / "rl-train"), "--algorithm", algorithm,
+                                 "--env-id", env_id, "--seed", str(seed), "--stop-on-reward", *flags, "--json"],
+                                cwd=cwd, capture_output=True, text=True, check=True)
+        outcome = json.loads(result.stdout)
+        if outcome["status"] == "finished" and outcome["stopped_early"]:
+            return outcome["train_time"], outcome["timesteps"]
+        return None, None
+
+
+def against(revision: str, pairs: list[str], seeds: list[int]) -> None:
+    theirs = presets_at(revision)
+    print(f"seconds of learning and steps to the first validated model; held-out seeds {seeds}; "
+          f"ours against the presets at {revision}")
+    print("| pair | ours: median s (each) | theirs: median s (each) | ours: steps | theirs: steps | reached |")
+    print("|---|---|---|---|---|---|")
+    for pair in pairs:
+        algorithm, env_id = pair.split("/", 1)
+        if (algorithm, env_id) not in theirs:  # no preset then: the defaults, said so
+            print(f"({pair}: no preset at {revision}; theirs are rl-train's defaults)")
+        other = ["--no-preset", *as_flags(theirs.get((algorithm, env_id), {}))]
+        ours: list[tuple[float | None, int | None]] = []
+        zoo: list[tuple[float | None, int | None]] = []
+        for seed in seeds:  # alternating, so a slower stretch of the machine falls on both
+            ours.append(validated(algorithm, env_id, seed, []))
+            zoo.append(validated(algorithm, env_id, seed, other))
+
+        def show(values: list[float | None], unit: str) -> str:
+            done = [v for v in values if v is not None]
+            return (f"{median(done):,.1f}" if done else "never") + \
+                " (" + ", ".join("-" if v is None else f"{v:,.1f}" for v in values) + f") {unit}"
+
+        reached = f"{sum(t is not None for t, _ in ours)} vs {sum(t is not None for t, _ in zoo)} of {len(seeds)}"
+        print(f"| {pair} | {show([t for t, _ in ours], 's')} | {show([t for t, _ in zoo], 's')} | "
+              f"{show([s for _, s in ours], 'steps')} | {show([s for _, s in zoo], 'steps')} | {reached} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--against", metavar="REVISION", help="compare our presets with the Presets file at this "
+                        "git revision (RL Zoo 2.9.2's before re-tuning), on --seeds, for --pairs")
+    parser.add_argument("--seeds", default="100,101,102,103,104", help="held-out seeds, never tuned on")
+    parser.add_argument("--pairs", default="ppo/CartPole-v1,ppo/Acrobot-v1,ppo/LunarLander-v3,sac/Pendulum-v1")
     args = parser.parse_args()
+    if args.against:
+        against(args.against, args.pairs.split(","), [int(s) for s in args.seeds.split(",")])
+        return
     ours, totals, baseline = [], [], []
     for seed in range(args.repeats):
         reached, total = rl_train(seed)
