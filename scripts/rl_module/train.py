@@ -649,6 +649,10 @@ def _learn(plan: Plan, model: BaseAlgorithm, run: store.Run, venv: VecEnv, eval_
     tracker = _EvalTracker(resume.previous if resume else None)
     run_attributes = {"rl.run.id": run.id, "rl.env.id": config.env.envId, "rl.algorithm": config.agent.algorithm,
                       "rl.seed": plan.seed, "rl.timesteps.total": target, "rl.timesteps.resumed_from": done}
+    if config.infer.export != "none":
+        from . import portable
+
+        portable.warm_up()
     with signals.span(traces.RUN_SPAN, run_attributes) as run_span:
         callbacks: list[Any] = [_stop_on_signal(stop)]
         if signals.meter_provider is not None:
