@@ -8,12 +8,15 @@ the real nix-instantiate (a fragment of attributes inside `{ }`), or carries suc
 The examples run in one folder, in document order (README.md first, then docs/ by name), so that they share
 the model the README's training example makes, as a reader's shell would. What must change to run them here
 is substituted, and only that:
-- budgets: `--total-timesteps N` becomes 1,024 steps, `--trials N` 2 trials, `--sweep-workers N` one worker;
-  where a fence gives none, the environment does (RL_TRAIN_TOTAL_TIMESTEPS, RL_SWEEP_*), and
+- budgets: `--total-timesteps N` becomes 1,024 steps, `--trials N` one trial, `--sweep-workers N` one worker,
+  a sweep's space (`--space`) gets PPO's n_steps fixed at 32 (a trial is then 256 steps); where a fence gives
+  none of these, the environment does (RL_TRAIN_TOTAL_TIMESTEPS, RL_SWEEP_*), and
   RL_REGISTRY_MIN_REWARD=5 and RL_REGISTRY_CONVERGENCE_WINDOW=null let so short a run validate;
 - ports: every port (`--port N`, `localhost:N`) is a free one, also RL_INFER_PORT for a server given none;
 - model ids (`--model-id N`, `rl-registry-validate N`): the best validated model of this folder's registry;
 - `pip install 'rl-module[extra]'` checks instead that the extra exists and its packages are installed;
+- a command line already run in this folder, as written (the README's examples reappear in docs/), is not
+  run again;
 - `curl -s` fails on an HTTP error (`-f`), and a line starting `rl-infer --serve` runs in the background
   until its /readyz answers, and is stopped (SIGTERM) when the fence ends.
 A ```console fence is `$ command` lines, each followed by its exact output.
@@ -39,6 +42,9 @@ from conftest import BIN, ROOT, environment
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 NOT_RUN = re.compile(r"<!--\s*not run:\s*(.*?)\s*-->", re.S)
 EXAMPLES = {"bash", "sh", "console"}
+# A sweep's trial learns from whole rollouts of n_steps x 8 envs (up to 16,384 steps in PPO's space, whatever
+# its trial budget): one of 32 keeps each trial at 256 steps.
+SMALL_ROLLOUT = '"agent.kwargs.n_steps": {"choices": [32]}'
 PARSED = {"nix"}
 
 
@@ -180,10 +186,12 @@ class Workspace:
         self.env = environment({
             "PATH": f"{BIN}:{environment({})['PATH']}",
             "RL_TRAIN_TOTAL_TIMESTEPS": "1024", "RL_REGISTRY_MIN_REWARD": "5", "RL_REGISTRY_CONVERGENCE_WINDOW": "null",
-            "RL_SWEEP_TRIALS": "2", "RL_SWEEP_TRIAL_TIMESTEPS": "256", "RL_SWEEP_WORKERS": "1",
+            "RL_SWEEP_TRIALS": "1", "RL_SWEEP_TRIAL_TIMESTEPS": "256", "RL_SWEEP_WORKERS": "1",
+            "RL_SWEEP_SPACE": "{" + SMALL_ROLLOUT + "}",
             "MPLBACKEND": "Agg",
         })
         self.results: dict[str, subprocess.CompletedProcess[str]] = {}
+        self.commands: set[str] = set()  # run already in this folder, as written
 
     def best_id(self) -> str:
         database = self.folder / "rl_registry.db"
@@ -197,8 +205,9 @@ class Workspace:
     def script(self, fence: Fence, port: int) -> str:
         text = fence.text
         text = re.sub(r"--total-timesteps \S+", "--total-timesteps 1024", text)
-        text = re.sub(r"--trials \d+", "--trials 2", text)
+        text = re.sub(r"--trials \d+", "--trials 1", text)
         text = re.sub(r"--sweep-workers \d+", "--sweep-workers 1", text)
+        text = text.replace("--space '{", "--space '{" + SMALL_ROLLOUT + ", ")
         text = re.sub(r"--port \d+", f"--port {port}", text)
         text = re.sub(r"\b(localhost|127\.0\.0\.1):\d+", rf"\1:{port}", text)
         text = re.sub(r"(--model-id|rl-registry-validate|rl-registry-convert) \d+", rf"\1 {self.best_id()}", text)
@@ -216,8 +225,9 @@ class Workspace:
                           f"for _ in $(seq 900); do curl -sf 127.0.0.1:{port}/readyz >/dev/null && break; "
                           f'kill -0 "${{servers[-1]}}" || {{ cat server-{port}.log; exit 1; }}; sleep 0.2; done',
                           f"curl -sSf 127.0.0.1:{port}/readyz >/dev/null || {{ cat server-{port}.log; exit 1; }}"]
-            else:
+            elif (command := re.sub(r"\s+#.*", "", line).strip()) not in self.commands or not command:
                 lines.append(line)
+                self.commands.add(command)
         return "\n".join(lines) + "\n"
 
     def run(self, fence: Fence) -> subprocess.CompletedProcess[str]:
