@@ -485,7 +485,7 @@ def check_stats(zip_bytes: bytes, stats: bytes | None) -> None:
     if expected == actual:
         return
     if actual is None:
-        raise ArtifactError(f"its normalization statistics (sha256 {expected[:12]}…) are missing")
+        raise ArtifactError(f"its normalization statistics (sha256 {str(expected)[:12]}…) are missing")
     if expected is None:
         raise ArtifactError("normalization statistics lie beside it, and it was saved without any")
     raise ArtifactError("the normalization statistics beside it are not the ones it was saved with")
