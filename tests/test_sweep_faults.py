@@ -147,17 +147,23 @@ def test_ctrl_c_during_start_up_is_one_line(tmp_path):
     """Ctrl-C while the workers' process imports torch: one line, no traceback from any process."""
     sweep = start(tmp_path, "--trial-timesteps", "1024", "--trials", "1", "--study-name", "early")
 
-    def importing_torch() -> bool:  # torch's library mapped: the forkserver is inside its imports
+    seen: list[float] = []  # when the forkserver was first seen
+
+    def importing_torch() -> bool:
+        """torch's library mapped in the forkserver (it is inside its imports), or the forkserver alive for
+        half a second (its imports take seconds: still inside them, and well past rl-sweep starting it)."""
         for line in group(sweep.pid):
             if "forkserver" in line:
+                seen.append(seen[0] if seen else time.monotonic())
                 try:
                     if "libtorch" in Path(f"/proc/{line.split()[0]}/maps").read_text():
                         return True
                 except OSError:
                     pass
-        return False
+        return bool(seen) and time.monotonic() - seen[0] > 0.5
 
     wait_for(lambda: importing_torch() or sweep.poll() is not None, "the forkserver to import torch")
+    assert sweep.poll() is None, "rl-sweep ended before its forkserver was seen importing"
     os.killpg(sweep.pid, signal.SIGINT)
     _, err = sweep.communicate(timeout=60)
     assert sweep.returncode == 130 and err == "rl-sweep: interrupted\n", err
