@@ -97,6 +97,19 @@ def models(tmp_path, capsys):
     return [train_file(tmp_path, capsys, seed) for seed in (1, 2, 3)]
 
 
+def steady_requests(port: int, answers: list[tuple[int, Any]], stop: threading.Event) -> None:
+    """One keep-alive connection, CartPole predictions back to back until `stop`; each answer's status and
+    body (status 0 and the error for a connection that failed)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    while not stop.is_set():
+        try:
+            connection.request("POST", "/predict", body=b"[0.01, 0.02, -0.03, 0.04]")
+            response = connection.getresponse()
+            answers.append((response.status, json.loads(response.read())))
+        except OSError as error:
+            answers.append((0, str(error)))
+
+
 @pytest.mark.slow
 def test_hotswap_under_load_with_zero_failed_requests(models, tmp_path):
     db = tmp_path / "r.db"
@@ -107,17 +120,7 @@ def test_hotswap_under_load_with_zero_failed_requests(models, tmp_path):
         answers: list[tuple[int, Any]] = []
         stop = threading.Event()
 
-        def load() -> None:  # one keep-alive connection, requests back to back
-            connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-            while not stop.is_set():
-                try:
-                    connection.request("POST", "/predict", body=b"[0.01, 0.02, -0.03, 0.04]")
-                    response = connection.getresponse()
-                    answers.append((response.status, json.loads(response.read())))
-                except OSError as error:
-                    answers.append((0, str(error)))
-
-        threads = [threading.Thread(target=load) for _ in range(2)]
+        threads = [threading.Thread(target=steady_requests, args=(server.port, answers, stop)) for _ in range(2)]
         for thread in threads:
             thread.start()
         time.sleep(0.5)

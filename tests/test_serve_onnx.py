@@ -6,7 +6,6 @@ writes its sys.modules as it exits)."""
 from __future__ import annotations
 
 import contextlib
-import http.client
 import io
 import json
 import os
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_serve import Server, free_port, register, train_file, wait_until
+from test_serve import Server, free_port, register, steady_requests, train_file, wait_until
 
 from conftest import BIN, ROOT
 
@@ -94,17 +93,7 @@ def test_an_onnx_server_swaps_under_load_refuses_a_model_without_onnx_and_never_
         answers: list[tuple[int, Any]] = []
         stop = threading.Event()
 
-        def load() -> None:  # one keep-alive connection, requests back to back
-            connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-            while not stop.is_set():
-                try:
-                    connection.request("POST", "/predict", body=b"[0.01, 0.02, -0.03, 0.04]")
-                    response = connection.getresponse()
-                    answers.append((response.status, json.loads(response.read())))
-                except OSError as error:
-                    answers.append((0, str(error)))
-
-        threads = [threading.Thread(target=load) for _ in range(2)]
+        threads = [threading.Thread(target=steady_requests, args=(server.port, answers, stop)) for _ in range(2)]
         for thread in threads:
             thread.start()
         assert wait_until(30, lambda: len(answers) > 50)
