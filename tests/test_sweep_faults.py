@@ -49,8 +49,9 @@ def training(cwd: Path, runs: int = 1) -> list[Path]:
 
 
 def group(pgid: int) -> list[str]:
-    """The live processes of a process group (zombies, already ended, left out)."""
-    listed = subprocess.run(["ps", "-o", "pid=,stat=,args=", "-g", str(pgid)], capture_output=True, text=True,
+    """The live processes of a process group (zombies, already ended, left out), each with its whole command
+    line: -ww, for ps cuts it at $COLUMNS when that is set (CI's 80 cut the forkserver's name off)."""
+    listed = subprocess.run(["ps", "-ww", "-o", "pid=,stat=,args=", "-g", str(pgid)], capture_output=True, text=True,
                             check=False).stdout
     return [line for line in listed.splitlines() if not line.split()[1].startswith("Z")]
 
