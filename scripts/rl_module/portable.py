@@ -22,7 +22,7 @@ import importlib.util
 import io
 import json
 import zipfile
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .config import Failure
 from .infer import Checked, Located, Unusable
@@ -101,6 +101,8 @@ def export(model: BaseAlgorithm, stats: bytes | None) -> bytes:
     import numpy as np
     import torch
     from gymnasium import spaces
+    from stable_baselines3.common.distributions import CategoricalDistribution
+    from stable_baselines3.common.policies import ActorCriticPolicy, BaseModel
 
     from .artifact import describe_space
 
@@ -116,6 +118,9 @@ def export(model: BaseAlgorithm, stats: bytes | None) -> bytes:
             raise ValueError(f"the ONNX export covers Box and Discrete observations, not {type(part).__name__}"
                              + (f" ({key})" if key else ""))
     normalization = _normalization(stats)
+    # PPO and A2C on Discrete actions: SB3's mode is argmax(softmax(logits - logsumexp(logits))), the
+    # logits' own argmax (softmax is monotonic); three nodes fewer are 2-3 us of a CartPole call's 12.
+    categorical = isinstance(policy, ActorCriticPolicy) and isinstance(policy.action_dist, CategoricalDistribution)
     names = [str(key) if key is not None else SINGLE_INPUT for key in parts]
 
     class Deterministic(torch.nn.Module):
@@ -143,7 +148,10 @@ def export(model: BaseAlgorithm, stats: bytes | None) -> bytes:
                     observation = torch.clamp(normalized, -clip, clip)
                 observations[key] = observation
             tensor = observations if dict_space else observations[None]
-            actions = self.policy._predict(tensor, deterministic=True)
+            if categorical:  # its mode is the argmax of its logits: no normalization or softmax in the graph
+                actions = self.logits(tensor).argmax(dim=1)
+            else:
+                actions = self.policy._predict(tensor, deterministic=True)
             if isinstance(action_space, spaces.Box):
                 actions = actions.reshape((-1, *action_space.shape))
                 if self.policy.squash_output:  # SB3's unscale_action
@@ -152,6 +160,12 @@ def export(model: BaseAlgorithm, stats: bytes | None) -> bytes:
                 else:
                     actions = torch.maximum(torch.minimum(actions, self.get_buffer("high")), self.get_buffer("low"))
             return actions
+
+        def logits(self, observation: Any) -> Any:
+            """The action logits of an actor-critic policy: its get_distribution up to the distribution."""
+            actor_critic = cast(ActorCriticPolicy, policy)
+            features = BaseModel.extract_features(actor_critic, observation, actor_critic.pi_features_extractor)
+            return actor_critic.action_net(actor_critic.mlp_extractor.forward_actor(features))
 
     samples = []
     for part in parts.values():
