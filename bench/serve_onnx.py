@@ -51,8 +51,10 @@ def start(model: Path, runtime: str) -> tuple[subprocess.Popen[bytes], int, floa
     return server, port, ready, rss
 
 
-def predict_p50(model: Path, runtime: str, repeats: int = 20000) -> float:
-    """In a fresh process (one runtime each, as a server has): p50 of predictor.predict on one JSON list."""
+def predict_p50(model: Path, runtime: str, repeats: int = 20000) -> tuple[float, float | None]:
+    """In a fresh process (one runtime each, as a server has): p50 of predictor.predict on one JSON list, and
+    for onnx the p50 of onnxruntime's own InferenceSession.run on a ready array, measured in turns with it
+    (the floor of any predict on onnxruntime: this machine's speed varies by 1.5x from minute to minute)."""
     code = f"""
 import json, time
 from rl_module import infer
@@ -63,18 +65,27 @@ if {runtime!r} == "torch":
     torch.set_num_threads(1)
 predictor = infer.predictor(infer.locate(config))
 observation = json.loads({BODY!r})
-for _ in range(1000):
-    predictor.predict(observation)
-times = []
-for _ in range({repeats}):
-    started = time.perf_counter()
-    predictor.predict(observation)
-    times.append(time.perf_counter() - started)
+calls = {{"predict": lambda: predictor.predict(observation)}}
+if {runtime!r} == "onnx":
+    import numpy as np
+    session = predictor._session
+    feeds = {{session.get_inputs()[0].name: np.asarray([observation], np.float32)}}
+    calls["bare"] = lambda: session.run(None, feeds)
+times = {{name: [] for name in calls}}
+for name, call in calls.items():
+    for _ in range(1000):
+        call()
+for _ in range({repeats} // 1000):
+    for name, call in calls.items():
+        for _ in range(1000):
+            started = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - started)
 print(json.dumps(times))
 """
     times = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                       check=True).stdout)
-    return percentile(times, 0.5)
+    return percentile(times["predict"], 0.5), percentile(times["bare"], 0.5) if "bare" in times else None
 
 
 def main() -> None:
@@ -86,10 +97,14 @@ def main() -> None:
         model = train(Path(folder))
         results: dict[str, dict[str, list[float]]] = {r: {} for r in RUNTIMES}
         order = list(RUNTIMES)
+        bare_runs: list[float] = []
         for _ in range(args.rounds):
             for runtime in order:
                 found = results[runtime]
-                found.setdefault("predict p50 (us)", []).append(predict_p50(model, runtime))
+                p50, bare = predict_p50(model, runtime)
+                found.setdefault("predict p50 (us)", []).append(p50)
+                if bare is not None:
+                    bare_runs.append(bare)
                 server, port, ready, rss = start(model, runtime)
                 try:
                     found.setdefault("start to /readyz 200 (s)", []).append(ready)
@@ -108,6 +123,7 @@ def main() -> None:
     for measure in results["torch"]:
         torch_value, onnx_value = (statistics.median(results[r][measure]) for r in RUNTIMES)
         print(f"| {measure} | {torch_value:.3g} | {onnx_value:.3g} | {onnx_value / torch_value:.2f}x |")
+    print(f"| onnxruntime's InferenceSession.run alone, p50 (us) | | {statistics.median(bare_runs):.3g} | |")
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ def _graph(saved: bytes) -> bytes:
 
 @pytest.mark.parametrize("normalize", [False, True], ids=["raw", "normalized"])
 @pytest.mark.parametrize("kind", KINDS)
-def test_onnx_actions_are_stable_baselines3s_deterministic_actions(kind, normalize):
+def test_onnx_actions_are_stable_baselines3s_deterministic_actions(kind, normalize, tmp_path):
     import onnxruntime
 
     from rl_module import artifact
@@ -89,6 +89,34 @@ def test_onnx_actions_are_stable_baselines3s_deterministic_actions(kind, normali
         assert np.std(expected) > 0
         low, high = model.action_space.low, model.action_space.high
         assert np.all(actions >= low) and np.all(actions <= high)  # unscaled or clipped into the env's box
+    _predictor_acts_the_same(model, venv, tmp_path, observations, expected)
+
+
+def _predictor_acts_the_same(model: Any, venv: Any, tmp_path: Path, observations: Any, expected: Any) -> None:
+    """rl-infer's onnx predictor on the same model saved as rl-train saves it: one observation at a time (its
+    buffers bound once), and from four threads at once (one on those buffers, the others on the plain run),
+    the actions of the batch."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rl_module import infer, store
+    from rl_module.cli.infer import COMMAND
+
+    saved = store.save_model(model, tmp_path / "model.zip", venv, onnx=True)
+    config, _ = COMMAND.configure(["--model-path", str(saved.path), "--runtime", "onnx"], {})
+    predictor = infer.predictor(infer.locate(config))
+    assert predictor.runtime == "onnx"
+
+    def one(index: int) -> Any:
+        observation = {key: value[index] for key, value in observations.items()} \
+            if isinstance(observations, dict) else observations[index]
+        return predictor.predict(observation)
+
+    count = 200
+    for answers in ([one(i) for i in range(count)], list(ThreadPoolExecutor(4).map(one, range(count)))):
+        if expected.dtype.kind in "iu":
+            assert answers == expected[:count].tolist()
+        else:
+            assert np.max(np.abs(np.array(answers) - expected[:count])) <= 1e-5
 
 
 def test_a_policy_the_export_does_not_cover_is_saved_without_one_and_says_why():
