@@ -133,12 +133,16 @@ def test_no_temporary_files_are_left_and_checkpoints_follow_the_frequency(tmp_pa
 
 
 def test_presets_apply_under_what_the_user_sets(capsys):
+    from rl_module import spec
+
+    preset = spec.load().presets[("ppo", "CartPole-v1")]
     assert run(TRAIN, ["--print-config", "--gamma", "0.9", "--agent-kwargs", '{"n_epochs": 5}'], {}) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert printed["env"]["nEnvs"] == {"value": 8, "source": "preset ppo/CartPole-v1"}
+    assert printed["env"]["nEnvs"] == {"value": preset["env.nEnvs"], "source": "preset ppo/CartPole-v1"}
     assert printed["train"]["gamma"] == {"value": 0.9, "source": "flag --gamma"}
     kwargs = printed["agent"]["kwargs"]
-    assert kwargs["value"]["n_epochs"] == 5 and kwargs["value"]["n_steps"] == 32
+    assert preset["agent.kwargs"]["n_epochs"] != 5
+    assert kwargs["value"]["n_epochs"] == 5 and kwargs["value"]["n_steps"] == preset["agent.kwargs"]["n_steps"]
     assert kwargs["source"] == "flag --agent-kwargs over preset ppo/CartPole-v1"
     assert run(TRAIN, ["--print-config", "--no-preset"], {}) == 0
     assert json.loads(capsys.readouterr().out)["env"]["nEnvs"]["source"] == "default"
