@@ -97,11 +97,13 @@ def as_flags(options: dict[str, object]) -> list[str]:
     return flags
 
 
-# The evaluation protocol, the same for both presets of a pair (given as flags, which win over a preset):
-# the threshold and how often a run is evaluated, for an env that registers no threshold (Pendulum-v1: -200,
-# where SAC's and TD3's learning curves flatten) or whose budget is shorter than three default evaluation
-# periods (the registry validates a model after registry.convergenceWindow = 3 evaluations agreeing).
-PROTOCOL = {"Pendulum-v1": ["--min-reward", "-200", "--eval-freq", "2000"]}
+# The evaluation protocol, the same for both presets of a pair (given as flags, which win over a preset),
+# where the defaults do not fit the env. Pendulum-v1 registers no threshold: -200, where SAC's and TD3's
+# learning curves flatten; its budgets (20,000 steps) are shorter than three default evaluation periods
+# (the registry validates after registry.convergenceWindow = 3 evaluations agreeing): one every 2,000; and
+# a good policy's 10-episode means spread by 30-60 around -150 with the start angle, where the default
+# tolerance (0.1 x |mean|) allows 15: 0.5.
+PROTOCOL = {"Pendulum-v1": ["--min-reward", "-200", "--eval-freq", "2000", "--convergence-tolerance", "0.5"]}
 
 
 def validated(algorithm: str, env_id: str, seed: int, flags: list[str]) -> tuple[float | None, int | None]:
