@@ -255,8 +255,8 @@ POSTGRES_PASSWORDS = {  # each as libpq cannot read it, and what it quoted of it
 @pytest.mark.service
 @pytest.mark.parametrize("written", [*POSTGRES_PASSWORDS, "an unclosed ["])
 def test_a_postgresql_url_libpq_cannot_read_never_shows_its_password(postgres, written, tmp_path):
-    """rl-train, rl-registry-list and rl-registry-copy given a URL whose password libpq would misread (and
-    quote): one line, exit 2, the password masked, and what to do; nothing is created."""
+    """rl-train, rl-registry-list, rl-registry-copy and rl-sweep (its Optuna storage) given a URL whose password
+    libpq would misread (and quote): one line, exit 2, the password masked, and what to do; nothing is created."""
     password = POSTGRES_PASSWORDS.get(written, "Sup3rS3cretPW")
     host = "[::1" if written == "an unclosed [" else "127.0.0.1"
     url = f"postgresql://rl:{password}@{host}:{postgres.port}/rl"
@@ -264,7 +264,8 @@ def test_a_postgresql_url_libpq_cannot_read_never_shows_its_password(postgres, w
     runs = [command("rl-train", "--registry-db", url, "--model-dir", str(tmp_path / "models"), cwd=tmp_path),
             command("rl-registry-list", "--registry-db", url, cwd=tmp_path),
             command("rl-registry-copy", "--registry-db", str(tmp_path / "r.db"), url, cwd=tmp_path),
-            command("rl-registry-list", cwd=tmp_path, env={"RL_REGISTRY_DB": url})]
+            command("rl-registry-list", cwd=tmp_path, env={"RL_REGISTRY_DB": url}),
+            command("rl-sweep", "--storage", url, "--trials", "1", "--sweep-workers", "1", cwd=tmp_path)]
     for run in runs:
         assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1, run.stderr
         assert not any(piece in run.stderr for piece in secrets if len(piece) > 2), run.stderr
@@ -272,7 +273,7 @@ def test_a_postgresql_url_libpq_cannot_read_never_shows_its_password(postgres, w
         if written != "an unclosed [":
             assert "percent-encode" in run.stderr and "PGPASSWORD" in run.stderr, run.stderr
     assert "from flag --registry-db" in runs[0].stderr and "TARGET" in runs[2].stderr
-    assert "from env RL_REGISTRY_DB" in runs[3].stderr
+    assert "from env RL_REGISTRY_DB" in runs[3].stderr and "from flag --storage" in runs[4].stderr
     assert list(tmp_path.iterdir()) == []
 
 
