@@ -62,7 +62,8 @@ def test_trainers_a_validator_and_a_server_on_different_hosts_share_one_registry
 
     # The serving host starts first: no registry yet, so it waits (503 on /readyz), and stays up.
     serving = host(tmp_path, "server")
-    server = Server(url, "--env-id", "CartPole-v1", "--poll-interval", "30", "--model-dir", str(serving / "models"),
+    poll = 30  # seconds: a refused model is tried again at least this often, whatever its backoff
+    server = Server(url, "--env-id", "CartPole-v1", "--poll-interval", str(poll), "--model-dir", str(serving / "models"),
                     cwd=serving)
     answers: list[int] = []
     stop = threading.Event()
@@ -161,16 +162,18 @@ def test_trainers_a_validator_and_a_server_on_different_hosts_share_one_registry
         with Registry(url) as registry:
             assert registry.get(forged.id).validated  # what hosts could not read changed no verdict
 
-        # The genuine object restored: the server heals by itself (the bad copy was deleted; the refused
-        # model is tried again), and so does any other host.
+        # The genuine object restored: the server heals by itself within two poll intervals (the bad copy was
+        # deleted; the refused model is tried again), and so does any other host.
         boto3.client("s3", endpoint_url=s3_server["endpoint"], **boto_credentials(s3_server)).put_object(
             Bucket=bucket, Key=key, Body=genuine)
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 2 * poll
         while served_id(server) != forged.id:
             assert time.monotonic() < deadline, server.get("/healthz")
             time.sleep(0.1)
         healed = command("rl-infer", "--model-id", str(forged.id), "--obs", "[0, 0, 0, 0]", cwd=laptop, env=env)
         assert healed.returncode == 0, healed.stderr
+        with Registry(url) as registry:
+            assert registry.get(forged.id).validated
     finally:
         stop.set()
         if loop.is_alive():
