@@ -63,8 +63,8 @@ def test_trainers_a_validator_and_a_server_on_different_hosts_share_one_registry
     # The serving host starts first: no registry yet, so it waits (503 on /readyz), and stays up.
     serving = host(tmp_path, "server")
     poll = 30  # seconds: a refused model is tried again at least this often, whatever its backoff
-    server = Server(url, "--env-id", "CartPole-v1", "--poll-interval", str(poll), "--model-dir", str(serving / "models"),
-                    cwd=serving)
+    server = Server(url, "--env-id", "CartPole-v1", "--poll-interval", str(poll),
+                    "--model-dir", str(serving / "models"), cwd=serving)
     answers: list[int] = []
     stop = threading.Event()
 

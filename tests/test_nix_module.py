@@ -9,7 +9,9 @@ import dataclasses
 import functools
 import json
 import os
+import re
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +153,64 @@ def test_the_flake_evaluates_through_flake_parts(nix):
     assert {"read", "envVars", "spec", "introspect"} <= set(flake_eval("lib", "builtins.attrNames"))
 
 
+def rl_module_package(nix, serving: bool) -> dict[str, Any]:
+    """Drv/rl-module/default.nix called with every formal argument it declares (builtins.functionArgs) standing
+    in as its own name, so that its dependencies read as the nixpkgs names it lists; an argument added to the
+    file needs no change here."""
+    expression = (f"let lib = import {checkout('NIXPKGS_LIB_CHECKOUT')}/lib; "
+                  f"package = import {ROOT}/Drv/rl-module/default.nix; "
+                  "in package (builtins.mapAttrs (name: _: name) (builtins.functionArgs package) // { "
+                  f"inherit lib; serving = {str(serving).lower()}; "
+                  "buildPythonPackage = attrs: { inherit (attrs) pname dependencies doCheck; }; })")
+    return nix("--expr", expression)
+
+
+def nixpkgs_name(requirement: str) -> str:
+    """The nixpkgs Python package a PyPI requirement names: the project name without extras or version,
+    normalized as PyPI normalizes it (lowercase, each run of - _ . one -), which is how nixpkgs names its
+    python-modules: "psycopg[binary]>=3.2" -> psycopg, "gymnasium[box2d]==1.4.0" -> gymnasium,
+    "pyopenssl>=24" -> pyopenssl."""
+    name = re.match(r"[A-Za-z0-9._-]+", requirement)
+    assert name is not None, requirement
+    return re.sub(r"[-_.]+", "-", name.group()).lower()
+
+
+# The extras the NixOS module's units import: rl-sweep (sweep), signing under registry.signingKeyFile and
+# verifying under registry.trustedKeys (signing), a PostgreSQL registry.dbPath (postgres), models kept in and
+# fetched from S3 or MLflow (s3, mlflow), infer.runtime onnx and exporting for it (onnx).
+UNIT_EXTRAS = ("sweep", "signing", "postgres", "s3", "mlflow", "onnx")
+# Those `rl-infer --serve --runtime onnx` imports with registry.trustedKeys, a PostgreSQL registry and models
+# fetched from S3 or MLflow (whose tracking client alone, mlflow-skinny, downloads them).
+SERVING_EXTRAS = ("signing", "postgres", "s3", "mlflow", "onnx")
+SERVED_AS = {"mlflow": "mlflow-skinny"}
+# The server runs the policy on onnxruntime: it trains, plots and exports nothing, so it never imports torch,
+# stable-baselines3, matplotlib or onnx (which only torch's exporter imports).
+NOT_SERVED = {"torch", "stable-baselines3", "matplotlib", "onnx"}
+
+
+def needed_by(extras: tuple[str, ...]) -> set[str]:
+    """The nixpkgs names of pyproject.toml's runtime dependencies and of those extras."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    requirements = project["dependencies"] + [requirement for extra in extras
+                                              for requirement in project["optional-dependencies"][extra]]
+    return {nixpkgs_name(requirement) for requirement in requirements}
+
+
+def test_the_nix_packages_depend_on_what_pyproject_and_the_nixos_units_import(nix):
+    """rl-module lists every runtime dependency of pyproject.toml and of the extras the units use (rl-sweep,
+    signing, a PostgreSQL registry, ONNX); rl-module-serve lists those a server on onnxruntime imports when it
+    verifies signatures under trustedKeys and reads a PostgreSQL registry, and none it never imports."""
+    needed = needed_by(UNIT_EXTRAS)
+    served = {SERVED_AS.get(name, name) for name in needed_by(SERVING_EXTRAS)} - NOT_SERVED
+    assert {"optuna", "optuna-dashboard", "model-signing", "pyopenssl", "psycopg", "onnxruntime"} <= needed
+    assert {"model-signing", "pyopenssl", "psycopg", "boto3", "mlflow-skinny", "onnxruntime", "uvicorn"} <= served
+    full, serve = (rl_module_package(nix, serving) for serving in (False, True))
+    assert (full["pname"], serve["pname"]) == ("rl-module", "rl-module-serve")
+    assert needed - set(full["dependencies"]) == set(), "rl-module lacks these"
+    assert served - set(serve["dependencies"]) == set(), "rl-module-serve lacks these"
+    assert NOT_SERVED & set(serve["dependencies"]) == set(), "rl-module-serve needs none of these"
+
+
 SECRET = "s3cr3t-Pa55"
 
 
@@ -183,8 +243,6 @@ def test_secrets_come_from_an_environment_file_never_from_the_store(nix):
     wrappers = nix(str(ROOT / "tests/nix/wrappers.nix"), "--arg", "nixpkgsLib", str(checkout("NIXPKGS_LIB_CHECKOUT")),
                    "--argstr", "environment", json.dumps(evaluated["environment"]), "--arg", "environmentFile",
                    "/run/secrets/rl.env")
-    import tomllib
-
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert len(wrappers) == len(scripts)  # every console script is wrapped
     assert all("/run/secrets/rl.env" in text and SECRET not in text for text in wrappers)

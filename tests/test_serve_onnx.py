@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from test_serve import Server, free_port, register, steady_requests, train_file, wait_until
 
-from conftest import BIN, ROOT
+from conftest import BIN
 
 # rl-infer as its console script runs it, writing the names of the modules it has imported every 0.1 s (uvicorn
 # ends the process with the signal it was stopped by: no exit handler runs).
@@ -147,23 +147,14 @@ def test_rl_infer_on_onnx_answers_as_on_torch_and_refuses_a_model_without_onnx_i
 def test_the_nixos_serving_unit_runs_a_package_without_torch_for_the_onnx_runtime(nix):
     """With rl.infer.runtime = onnx the unit's ExecStart is rl.servePackage's rl-infer (rl-module-serve), whose
     dependencies have no torch, stable-baselines3 or matplotlib; with torch, the full package's, as before."""
-    from test_nix_module import checkout, units
+    from test_nix_module import rl_module_package, units
 
     execs = {runtime: units(nix, {"enable": True, "infer": {"serve": True, "runtime": runtime}})["units"]["rl-infer"][
         "serviceConfig"]["ExecStart"] for runtime in ("torch", "onnx")}
     assert execs["onnx"].startswith("/nix/store/11111111111111111111111111111111-rl-infer/bin/rl-infer --serve")
     assert execs["torch"].startswith("/nix/store/00000000000000000000000000000000-rl-commands/bin/rl-infer --serve")
-    # The derivation's own arguments, with stand-ins for nixpkgs' Python packages (named by their names).
-    names = ["gymnasium", "matplotlib", "numpy", "onnx", "onnxruntime", "opentelemetry-api",
-             "opentelemetry-exporter-otlp-proto-grpc", "opentelemetry-exporter-otlp-proto-http",
-             "opentelemetry-exporter-prometheus", "opentelemetry-instrumentation-logging", "opentelemetry-proto",
-             "opentelemetry-sdk", "psycopg", "rich", "stable-baselines3", "torch", "tqdm", "uvicorn", "grpcio",
-             "hypothesis", "pytestCheckHook", "setuptools"]
-    stand_ins = " ".join(f'{name} = "{name}";' for name in names)
-    expression = (f'serving: let lib = import {checkout("NIXPKGS_LIB_CHECKOUT")}/lib; in '
-                  f'(import {ROOT}/Drv/rl-module/default.nix {{ inherit lib serving; {stand_ins} '
-                  'buildPythonPackage = attrs: { inherit (attrs) pname dependencies doCheck; }; })')
-    packages = {serving: nix("--expr", f"({expression}) {str(serving).lower()}") for serving in (True, False)}
+    # The derivation called with stand-ins for every argument it declares (each its own name).
+    packages = {serving: rl_module_package(nix, serving) for serving in (True, False)}
     assert packages[True]["pname"] == "rl-module-serve" and packages[True]["doCheck"] is False
     assert {"onnxruntime", "uvicorn", "numpy", "gymnasium"} <= set(packages[True]["dependencies"])
     assert {"torch", "stable-baselines3", "matplotlib"}.isdisjoint(packages[True]["dependencies"])

@@ -2,8 +2,12 @@
   lib,
   buildPythonPackage,
   setuptools,
+  boto3,
   gymnasium,
   matplotlib,
+  mlflow,
+  mlflow-skinny,
+  model-signing,
   numpy,
   onnx,
   onnxruntime,
@@ -14,7 +18,10 @@
   opentelemetry-instrumentation-logging,
   opentelemetry-proto,
   opentelemetry-sdk,
+  optuna,
+  optuna-dashboard,
   psycopg,
+  pyopenssl,
   rich,
   stable-baselines3,
   torch,
@@ -60,15 +67,29 @@ buildPythonPackage {
     opentelemetry-exporter-prometheus
     opentelemetry-instrumentation-logging
     opentelemetry-sdk
-    # A registry shared by many machines (a PostgreSQL URL): imported only when one is configured.
+    # A registry shared by many machines (a PostgreSQL URL) and the models' copies in S3 that every host
+    # fetches: imported only when configured.
     psycopg
+    boto3
+    # Model signatures: sweep units sign with registry.signingKeyFile and servers verify under
+    # registry.trustedKeys, so both packages carry OpenSSF model-signing; its 1.1.1 imports OpenSSL
+    # (pyopenssl) without declaring it.
+    model-signing
+    pyopenssl
     rich
     tqdm
     uvicorn
   ]
+  # A server fetches models kept in MLflow with the tracking client alone (no web UI, no pandas).
+  ++ lib.optionals serving [ mlflow-skinny ]
   ++ lib.optionals (!serving) [
     matplotlib
+    # store.backend mlflow, which the NixOS units' trainers may be given.
+    mlflow
     onnx
+    # rl-sweep, which the NixOS module's sweep units run, and optuna-dashboard to watch a study.
+    optuna
+    optuna-dashboard
     stable-baselines3
     torch
   ];
