@@ -1,9 +1,10 @@
 """The documentation (README.md and docs/*.md), read by a real Markdown parser (markdown-it-py): every code
 fence closes, every relative link leads to a file (and heading) that exists, and every example is run.
 
-An example is a ```bash, ```sh or ```console fence. Each is run as written, or carries its reason not to be
-in an HTML comment right before it: `<!-- not run: needs a real S3 bucket -->`. A ```nix fence is parsed by
-the real nix-instantiate (a fragment of attributes inside `{ }`), or carries such a reason.
+An example is a ```bash, ```sh, ```console or ```nu fence. Each is run as written, or carries its reason not
+to be in an HTML comment right before it: `<!-- not run: needs a real S3 bucket -->`. A ```nix fence is parsed
+by the real nix-instantiate (a fragment of attributes inside `{ }`), or carries such a reason. A fence in any
+other language fails, unless it is text or data, or another test runs it (PYTHON).
 
 The examples run in one folder, in document order (README.md first, then docs/ by name), so that they share
 the model the README's training example makes, as a reader's shell would. What must change to run them here
@@ -20,15 +21,22 @@ is substituted, and only that:
 - `curl -s` fails on an HTTP error (`-f`), and a line starting `rl-infer --serve` runs in the background
   until its /readyz answers, and is stopped (SIGTERM) when the fence ends.
 A ```console fence is `$ command` lines, each followed by its exact output.
+A ```nu fence runs as `nu -c` in the same folder, standing in for the repository root: a `use` of one of the
+repository's files names it by its absolute path, and `registry report N` gets the best validated model's id.
 A fence of nix-instantiate commands runs in the repository, whose files it names."""
 
 from __future__ import annotations
 
 import importlib.metadata
+import json
+import queue
 import re
+import shutil
 import socket
 import sqlite3
 import subprocess
+import threading
+import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,11 +49,15 @@ from conftest import BIN, ROOT, environment
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 NOT_RUN = re.compile(r"<!--\s*not run:\s*(.*?)\s*-->", re.S)
-EXAMPLES = {"bash", "sh", "console"}
+EXAMPLES = {"bash", "sh", "console", "nu"}
 # A sweep's trial learns from whole rollouts of n_steps x 8 envs (up to 16,384 steps in PPO's space, whatever
 # its trial budget): one of 32 keeps each trial at 256 steps.
 SMALL_ROLLOUT = '"agent.kwargs.n_steps": {"choices": [32]}'
 PARSED = {"nix"}
+# Fences no test here runs, and why that is right: text and data are not programs; the one python fence is run
+# by test_onnx.py (the onnxruntime example of docs/registry-and-serving.md).
+TEXT = {"", "text", "json", "yaml", "toml"}
+PYTHON = {"python"}
 
 
 def parse(text: str) -> list:
@@ -166,8 +178,11 @@ def test_every_example_is_run_or_says_why_not():
         if fence.reason is not None:
             assert len(fence.reason) >= 10, f"{fence.name}: a fence not run says why"
     assert any(fence.lang in EXAMPLES for fence in RUN)
-    unknown = [fence.name for fence in ALL if fence.lang in {"shell", "zsh", "bash-session", "shell-session"}]
-    assert unknown == [], "write shell examples as ```bash, ```sh or ```console, so that they are run"
+    unknown = [f"{fence.name} ```{fence.lang}" for fence in ALL
+               if fence.lang not in EXAMPLES | PARSED | TEXT | PYTHON and fence.reason is None]
+    assert unknown == [], ("no test runs these fences' language: write shell examples as ```bash, ```sh, ```console "
+                           "or ```nu (nushell), Nix as ```nix, text or data as ```text, ```json, ```yaml or "
+                           "```toml, or say why it is not run (<!-- not run: reason -->)")
 
 
 # The examples, run ----------------------------------------------------------------------------------------
@@ -230,9 +245,26 @@ class Workspace:
                 self.commands.add(command)
         return "\n".join(lines) + "\n"
 
+    def nu_script(self, fence: Fence) -> str:
+        """The fence's nushell, with what a reader at the repository root has that this folder has not: the
+        repository's files (a `use` of one names it by its absolute path, so a path the docs get wrong fails)
+        and the id of a model its registry holds."""
+        text = re.sub(r"^(\s*use )(\S+)", lambda found: found.group(1) + (
+            str(ROOT / found.group(2)) if (ROOT / found.group(2)).exists() else found.group(2)), fence.text, flags=re.M)
+        return re.sub(r"(registry report) \d+", rf"\1 {self.best_id()}", text)
+
     def run(self, fence: Fence) -> subprocess.CompletedProcess[str]:
         if fence.name in self.results:
             return self.results[fence.name]
+        if fence.lang == "nu":
+            nu = shutil.which("nu")
+            if nu is None:
+                pytest.skip("nu is not installed (./dev test installs nushell from npm)")
+            # nu -c stops at the first line that fails (a refused `registry best` too), with a nonzero exit.
+            done = subprocess.run([nu, "-c", self.nu_script(fence)], cwd=self.folder, capture_output=True, text=True,
+                                  env=self.env, timeout=300, check=False)
+            self.results[fence.name] = done
+            return done
         port = free_port()
         cwd = ROOT if fence.text.lstrip().startswith("nix-instantiate") else self.folder
         done = subprocess.run(["bash", "-c", self.script(fence, port)], cwd=cwd, capture_output=True, text=True,
@@ -268,6 +300,8 @@ def run_console(fence: Fence, workspace: Workspace) -> None:
 
 
 def marks(fence: Fence) -> list[pytest.MarkDecorator]:
+    if fence.lang == "nu":
+        return [pytest.mark.service]  # needs nu, a tool outside a build sandbox, as test_registry's nu test does
     return [pytest.mark.slow] if "rl-sweep" in fence.text or fence.text.count("\nrl-") > 4 else []
 
 
@@ -293,3 +327,49 @@ def test_the_nix_example_parses(fence, nix):
             return
         errors.append(parsed.stderr.strip())
     pytest.fail(f"{fence.name} does not parse:\n" + "\n".join(errors))
+
+
+# What the docs say the code does, checked against the running code -----------------------------------------
+
+# docs/registry-and-serving.md: "with `--poll-interval 3`, after 1 s, 2 s, then every 3 s".
+RETRY_SAID = re.compile(r"with `--poll-interval (\d+)`, after ((?:\d+ s, )+)then every (\d+) s")
+# Loose rules, so that one tiny run validates and becomes the best model (its file is then taken away).
+TINY = ("--no-preset", "--agent-kwargs", '{"n_steps": 128}', "--eval-freq", "0", "--checkpoint-freq", "0",
+        "--episodes", "2", "--seed", "2", "--min-reward", "5", "--min-episodes", "1", "--convergence-window", "null")
+
+
+def test_a_refused_model_is_tried_again_as_often_as_the_docs_say(tmp_path):
+    """The waits between tries of a refused model, as the docs give them for one poll interval, are those a
+    server with that poll interval logs for a best model whose file is gone (the backoff is capped by
+    infer.pollInterval, server.py `_swap_to`)."""
+    text = " ".join((ROOT / "docs" / "registry-and-serving.md").read_text(encoding="utf-8").split())
+    said = RETRY_SAID.search(text)
+    assert said, "docs/registry-and-serving.md no longer says, for one --poll-interval, when a refused model is tried"
+    expected = [float(n) for n in re.findall(r"\d+", said.group(2))] + [float(said.group(3))] * 2
+    env = environment({})
+    trained = subprocess.run([str(BIN / "rl-train"), "--total-timesteps", "256", *TINY, "--json"], cwd=tmp_path,
+                             capture_output=True, text=True, env=env, timeout=600, check=False)
+    assert trained.returncode == 0 and json.loads(trained.stdout)["validated"], trained.stderr
+    for model in (tmp_path / "models").glob("*/model.zip"):
+        model.unlink()
+    server = subprocess.Popen([str(BIN / "rl-infer"), "--serve", "--port", str(free_port()), "--poll-interval",
+                               said.group(1)], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True, env=env)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in server.stderr or ()], daemon=True).start()
+    waits: list[float] = []
+    # Startup, then the waits themselves: a generous bound that only a server that stopped trying reaches.
+    deadline = time.monotonic() + 120 + sum(expected)
+    try:
+        while len(waits) < len(expected):
+            try:
+                line = lines.get(timeout=max(deadline - time.monotonic(), 0.01))
+            except queue.Empty:
+                pytest.fail(f"the server logged {waits} and then no more tries")
+            found = re.search(r"hotswap to model \d+ refused: .*; tried again in ([\d.]+) s$", line.strip())
+            if found:
+                waits.append(float(found.group(1)))
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    assert waits == expected, f"the docs say {expected}; the server waited {waits}"

@@ -184,6 +184,33 @@ def test_storage_urls_are_echoed_as_written_and_say_what_to_do(tmp_path):
     assert sweep.returncode == 2 and url in sweep.stderr and "***" not in sweep.stderr, sweep.stderr
 
 
+@pytest.mark.parametrize("given", ["flag", "env"])
+def test_a_misspelt_sqlite_url_is_echoed_as_written_with_a_did_you_mean_and_the_path_to_give(tmp_path, given):
+    url = "sqlit:///x.db"
+    done = (command("rl-registry-list", "--registry-db", url, cwd=tmp_path) if given == "flag"
+            else command("rl-registry-list", cwd=tmp_path, env={"RL_REGISTRY_DB": url}))
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    source = "flag --registry-db" if given == "flag" else "env RL_REGISTRY_DB"
+    assert f"option registry.dbPath from {source}: 'sqlit:///x.db' has an unknown scheme sqlit:// (did you mean " \
+           "sqlite://? a SQLite registry is named by its file path alone)" in done.stderr, done.stderr
+    assert "expected a SQLite file path or a PostgreSQL URL" in done.stderr
+    assert done.stderr.strip().endswith("; give x.db")
+    assert list(tmp_path.iterdir()) == []  # no folder `sqlit:` and no file
+
+
+@pytest.mark.parametrize(("url", "code"), [("postgresq://alice@127.0.0.1:1/db", 2),  # refused: the scheme
+                                           ("postgresql://alice@127.0.0.1:1/db", 1)])  # nothing listens on port 1
+def test_a_database_role_is_shown_and_only_a_password_is_masked(tmp_path, url, code):
+    """A role is no secret (its password lives in PGPASSFILE): a misspelt scheme's refusal shows it too."""
+    done = command("rl-registry-list", "--registry-db", url, cwd=tmp_path, timeout=120)
+    assert done.returncode == code and done.stderr.count("\n") == 1, done.stderr
+    assert "option registry.dbPath from flag --registry-db: " in done.stderr and url in done.stderr, done.stderr
+    assert "***" not in done.stderr
+    secret = url.replace("alice@", "alice:hunter2@")
+    masked = command("rl-registry-list", "--registry-db", secret, cwd=tmp_path, timeout=120)
+    assert "hunter2" not in masked.stderr and url.replace("alice@", "alice:***@") in masked.stderr, masked.stderr
+
+
 def test_a_filter_that_matches_nothing_offers_what_the_registry_holds(trained):
     done = command("rl-registry-list", "--registry-db", "r.db", "--env-id", "CartPol-v1", cwd=trained)
     assert done.returncode == 0

@@ -61,14 +61,16 @@ def check_target(value: str | Path, origin: str) -> None:
     shown = redact.url(text)
     scheme = text.split("://", 1)[0]
     if not text.startswith(POSTGRES_SCHEMES):
-        known = [s.removesuffix("://") for s in POSTGRES_SCHEMES]
+        # sqlite:// is among the schemes a misspelling is matched against: `sqlit:///x.db` meant a SQLite file.
+        known = [s.removesuffix("://") for s in POSTGRES_SCHEMES] + ["sqlite"]
         close = difflib.get_close_matches(scheme.lower(), known, n=1, cutoff=0.6)
         if scheme.lower() in known:  # a scheme in capitals: libpq knows only the lowercase one
             close = [scheme.lower()]
         hint = f" (did you mean {close[0]}://?)" if close else ""
         todo = ""
-        if scheme.lower() == "sqlite":
-            hint = " (a SQLite registry is named by its file path alone)"
+        if close == ["sqlite"]:
+            alone = "a SQLite registry is named by its file path alone"
+            hint = f" ({alone})" if scheme.lower() == "sqlite" else f" (did you mean sqlite://? {alone})"
             # As SQLAlchemy reads it: sqlite:////abs/x.db is /abs/x.db, sqlite:///x.db is x.db.
             todo = f"; give {text.split('://', 1)[1].removeprefix('/')}"
         raise UsageError(f"{origin}: {shown!r} has an unknown scheme {scheme}://{hint}; expected a SQLite file path "

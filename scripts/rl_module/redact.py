@@ -8,6 +8,7 @@ server was meant. The process itself keeps the real value: it needs it to connec
 
 from __future__ import annotations
 
+import difflib
 import logging
 import re
 from typing import Any
@@ -56,7 +57,7 @@ def url(text: str) -> str:
         # A lone user name is a database's role, whose password lives elsewhere (PostgreSQL's PGPASSFILE),
         # also behind SQLAlchemy's driver suffix (postgresql+psycopg://, an Optuna storage); elsewhere it
         # may be a token (https://TOKEN@host).
-        lone = user if parts.scheme.split("+", 1)[0] in DATABASE_SCHEMES else MASK
+        lone = user if _database_scheme(parts.scheme) else MASK
         netloc = f"{user}:{MASK}@{host}" if ":" in userinfo else f"{lone}@{host}"
     query = parts.query
     if query:
@@ -66,6 +67,14 @@ def url(text: str) -> str:
     if (netloc, query) == (parts.netloc, parts.query):
         return text
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _database_scheme(scheme: str) -> bool:
+    """Whether a URL's scheme names a database, or is a misspelling of one (`postgresq://`): a refusal of the
+    misspelt URL echoes it back, and its role must read as written there too. The cutoff is stricter than
+    a did-you-mean's, since a scheme taken for a database's shows a token before its "@" (https://TOKEN@)."""
+    base = scheme.lower().split("+", 1)[0]
+    return base in DATABASE_SCHEMES or bool(difflib.get_close_matches(base, DATABASE_SCHEMES, n=1, cutoff=0.8))
 
 
 def password(text: str) -> str:
