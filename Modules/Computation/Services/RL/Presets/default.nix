@@ -20,6 +20,13 @@
       agent.kwargs = { n_steps = 32; gae_lambda = 0.8; n_epochs = 20; ent_coef = 0.0; clip_range = "lin_0.2"; };
     };
     # source: rl-zoo 2.9.2 hyperparams/ppo.yml
+    "Acrobot-v1" = {
+      env.nEnvs = 16;
+      obs.normalize = "both";
+      train = { totalTimesteps = 1000000; gamma = 0.99; };
+      agent.kwargs = { n_steps = 256; gae_lambda = 0.94; n_epochs = 4; ent_coef = 0.0; };
+    };
+    # source: rl-zoo 2.9.2 hyperparams/ppo.yml
     "LunarLander-v3" = {
       env.nEnvs = 16;
       train = { totalTimesteps = 1000000; batchSize = 64; gamma = 0.999; };
