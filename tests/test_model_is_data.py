@@ -335,12 +335,48 @@ def pickled_statistics(world: World) -> tuple[Path, int, Path]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("loader", ["rl-infer --model-id", "rl-eval --model-id", "rl-load-best"])
+@pytest.mark.parametrize("loader", ["rl-infer --model-id", "rl-infer --load-best", "rl-eval --model-id",
+                                    "rl-load-best"])
 def test_statistics_that_are_a_pickle_are_refused_and_never_run(world, pickled_statistics, loader):
     db, model_id, marker = pickled_statistics
     stderr = refusal(world.load(loader, db, model_id))
     refused = f"model {model_id} refused: the normalization statistics beside it are not the ones it was saved with"
     assert refused in stderr
+    assert not marker.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_a_running_server_refuses_to_hotswap_to_statistics_that_are_a_pickle_and_keeps_its_model(world, database,
+                                                                                                tmp_path, request):
+    """The genuine model with a pickle (a payload) as its statistics, its true checksum in a better row: the
+    server refuses it, keeps serving its model and names the refusal in /healthz. SQLite: the watcher polls;
+    PostgreSQL: a poll interval of an hour, so only the NOTIFY of the new verdict can make it look."""
+    if database == "sqlite":
+        db: Path | str = tmp_path / "r.db"
+        watch: tuple[str, ...] = ()
+    else:
+        postgres = request.getfixturevalue("postgres")
+        db, watch = postgres.url(postgres.new_database()), ("--poll-interval", "3600")
+    marker = tmp_path / "statistics-ran"
+    path = world.plant(f"served-statistics-{database}", world.model.read_bytes(), stats=pickle.dumps(Payload(marker)))
+    first = register(db, world.model, 100.0, hyperparams=world.hyperparams)
+    server = Server(db, "--model-dir", str(world.root), *watch, cwd=tmp_path)  # type: ignore[arg-type]
+    try:
+        assert server.get("/model")["id"] == first
+        attacked = register(db, path, 200.0, hyperparams=world.hyperparams)
+        assert wait_until(60, lambda: attacked in server.get("/healthz")["refused"]), server.get("/healthz")
+        health = server.get("/healthz")
+        assert server.get("/model")["id"] == first and health["status"] == "ok", health
+        assert health["last_error"].startswith(f"model {attacked}: ") and \
+            "the normalization statistics beside it are not the ones it was saved with" in health["last_error"], health
+        status, body = server.request("POST", "/predict", json.dumps(OBSERVATIONS[0]).encode())
+        assert status == 200 and body == {"action": world.actions[0], "model_id": first}, body
+    finally:
+        stderr = server.stop()
+    assert (f"hotswap to model {attacked} refused: model {attacked} refused: the normalization statistics beside it "
+            "are not the ones it was saved with") in stderr, stderr
+    assert f"hotswapped to model {attacked}" not in stderr
     assert not marker.exists()
 
 
@@ -507,6 +543,50 @@ def test_with_trusted_keys_rl_load_best_refuses_unsigned_and_forged_models(world
     done = world.load("rl-load-best", db, 0, *trust)
     assert done.returncode == 0 and done.stdout.strip() == str(signed.path), done.stderr
     assert list(markers.iterdir()) == [] and trusted > forged
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loader", ["rl-eval --model-id", "rl-infer --model-id", "rl-registry-validate"])
+def test_with_trusted_keys_every_loader_by_id_refuses_an_unsigned_model_in_one_line(world, keys, loader, tmp_path):
+    """The genuine model, registered without a signature: with registry.trustedKeys set, loading it by id
+    is refused in one line that names the model and the reason (rl-registry-validate: the line of its report
+    on this host's file, the model named in the report's first line)."""
+    db = tmp_path / "r.db"
+    model_id = register(db, world.model, 100.0, hyperparams=world.hyperparams)
+    trust = ("--trusted-keys", str(keys.trusted_public))
+    reason = "it is not signed, and registry.trustedKeys is set: only signed models are loaded"
+    if loader == "rl-registry-validate":
+        done = command("rl-registry-validate", str(model_id), "--registry-db", str(db), "--model-dir", str(world.root),
+                       *trust, cwd=tmp_path)
+        assert done.returncode == 1 and "Traceback" not in done.stderr, (done.stdout, done.stderr)
+        report = done.stdout.splitlines()
+        assert report[0] == f"model {model_id}: {world.model}", done.stdout
+        assert [line for line in report if reason in line] == [f"  ✗ file on this host  {reason}"], done.stdout
+        return
+    stderr = refusal(world.load(loader, db, model_id, *trust))
+    assert stderr.strip().splitlines() == [f"{loader.split()[0]}: model {model_id} refused: {reason}"], stderr
+
+
+@pytest.mark.slow
+def test_rl_registry_list_shows_who_signed_a_signed_model_and_nothing_for_an_unsigned_one(world, keys, signed,
+                                                                                           tmp_path):
+    """The key id is model-signing's hint: the sha256 of the signer's public key (PEM), the file rl-keygen
+    wrote for registry.trustedKeys."""
+    db = tmp_path / "r.db"
+    unsigned = register(db, world.model, 100.0, hyperparams=world.hyperparams)
+    trusted = register(db, signed.path, 200.0, signature=signed.signature)
+    key_id = sha256(keys.trusted_public)
+    done = command("rl-registry-list", "--registry-db", str(db), "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    listed = {row["id"]: row for row in json.loads(done.stdout)}
+    assert (listed[trusted]["signed_by"], listed[trusted]["signature"]) == (key_id, "present"), listed[trusted]
+    assert (listed[unsigned]["signed_by"], listed[unsigned]["signature"]) == (None, None), listed[unsigned]
+    done = command("rl-registry-list", "--registry-db", str(db), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    header, *rows = done.stdout.splitlines()
+    column = header.index("signed by")  # the columns are padded to the widest cell: each row's cell starts here
+    cells = {int(row.split()[0]): row[column:].split()[0] for row in rows}
+    assert cells == {trusted: key_id[:12], unsigned: "-"}, done.stdout
 
 
 # -- (d) every kind of model loads as data and predicts as before ----------------------------------------------
