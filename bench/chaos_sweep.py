@@ -2,7 +2,12 @@
 commands in folders of their own), one PostgreSQL server (a real one on loopback, as tests/postgres.py
 starts it), TRIALS trials of PPO on CartPole-v1.
 
-    python bench/chaos_sweep.py [--trials 20] [--steps 4096] [--heartbeat 5] [--workdir DIR] [--json FILE]
+    python bench/chaos_sweep.py [--trials 20] [--steps 4096] [--heartbeat 5] [--space JSON|default]
+                                [--workdir DIR] [--json FILE]
+
+The space searched is, by default, one whose trials all cost alike (the learning rate and gamma, with
+CartPole's rollout fixed): each run draws its own trials, so with the default space (`--space default`,
+whose trials differ in cost by 10x and more) the wall times would compare draws, not faults.
 
 The chaos run: once both hosts train, host A's whole process group is SIGKILLed (a lost host: no
 graceful stop) and host A started again at once; when a third of the trials have ended PostgreSQL is
@@ -30,12 +35,17 @@ sys.path.insert(0, str(ROOT / "tests"))
 import postgres as postgres_server  # noqa: E402 - the tests' PostgreSQL, started the same way
 
 BIN = Path(sys.executable).parent
+# Trials that cost alike, whatever is drawn: the rollout (8 envs x 32 steps, CartPole's preset) and the epochs are
+# fixed; what varies changes what is learnt, not how long a step takes.
+SAME_COST_SPACE = json.dumps({"train.learningRate": {"float": [1e-4, 3e-3], "log": True},
+                              "train.gamma": {"float": [0.9, 0.999]}})
 
 
 def host_command(args: argparse.Namespace, study: str) -> list[str]:
     return [str(BIN / "rl-sweep"), "--study-name", study, "--trials", str(args.trials), "--trial-timesteps",
             str(args.steps), "--heartbeat", str(args.heartbeat), "--sweep-workers", "1", "--seed", "0",
-            "--convergence-window", "null", "--json"]
+            "--convergence-window", "null", "--json",
+            *(() if args.space == "default" else ("--base-space", "empty", "--space", args.space))]
 
 
 def start(folder: Path, command: list[str], url: str) -> subprocess.Popen[str]:
@@ -120,6 +130,8 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--steps", type=int, default=4096)
     parser.add_argument("--heartbeat", type=int, default=5)
+    parser.add_argument("--space", default=SAME_COST_SPACE,
+                        help="the sweep's space as JSON, or 'default' for rl-sweep's own (trials of unlike cost)")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
