@@ -201,6 +201,9 @@ class Workspace:
         self.env = environment({
             "PATH": f"{BIN}:{environment({})['PATH']}",
             "RL_TRAIN_TOTAL_TIMESTEPS": "1024", "RL_REGISTRY_MIN_REWARD": "5", "RL_REGISTRY_CONVERGENCE_WINDOW": "null",
+            # Four updates of 8 envs in those 1,024 steps: a young policy whose episodes are alike enough to pass
+            # the registry's stability rule (one update of CartPole's 32 envs is not).
+            "RL_ENV_N_ENVS": "8",
             "RL_SWEEP_TRIALS": "1", "RL_SWEEP_TRIAL_TIMESTEPS": "256", "RL_SWEEP_WORKERS": "1",
             "RL_SWEEP_SPACE": "{" + SMALL_ROLLOUT + "}",
             "MPLBACKEND": "Agg",

@@ -82,10 +82,14 @@ def test_a_run_too_short_to_validate_is_told_so_before_training(tmp_path):
 # 3 -- more steps than asked for are announced ------------------------------------------------------------
 
 def test_a_budget_under_one_rollout_is_announced_before_training(tmp_path):
+    from rl_module import spec
+
+    preset = spec.load().presets[("ppo", "CartPole-v1")]
+    n_steps, n_envs = preset["agent.kwargs"]["n_steps"], preset["env.nEnvs"]
     result, done = train(tmp_path, "--total-timesteps", "100", "--eval-freq", "0", "--episodes", "1", "--json")
-    assert "this run trains 256 steps, not the 100 asked for: ppo learns from whole rollouts of n_steps 32 x 8 envs" \
-        in done.stderr
-    assert result["timesteps"] == 256
+    assert f"this run trains {n_steps * n_envs:,} steps, not the 100 asked for: ppo learns from whole rollouts of " \
+           f"n_steps {n_steps} x {n_envs} envs" in done.stderr
+    assert result["timesteps"] == n_steps * n_envs
 
 
 # 4 -- rl-eval shows and checks the model's env; a weaker evaluation does not replace a stronger one ------------

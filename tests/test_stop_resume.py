@@ -71,7 +71,8 @@ def run_dir(tmp_path: Path) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("signum,total,every,extra", [
-    (signal.SIGTERM, 12_000, 2_000, ("--seed", "3", "--traces", "--logs", "--metrics")),
+    # 8 envs, whatever CartPole's preset: steps that reach every checkpoint period exactly.
+    (signal.SIGTERM, 12_000, 2_000, ("--n-envs", "8", "--seed", "3", "--traces", "--logs", "--metrics")),
     (signal.SIGINT, 1_600, 400, (*SAC, "--seed", "4", "--agent-kwargs", '{"learning_starts": 100}')),
 ], ids=["ppo-sigterm", "sac-sigint"])
 def test_a_signal_mid_run_saves_where_it_is_and_resume_reaches_the_full_count(signum, total, every, extra,

@@ -25,7 +25,10 @@ from rl_module.registry import Registry
 # Every test here needs a store's client library or server (MLflow, W&B, boto3 and moto, TensorBoard).
 pytestmark = pytest.mark.service
 
-BUDGET = ("--total-timesteps", "2048", "--eval-freq", "1024", "--checkpoint-freq", "1024", "--seed", "5",
+# The rollout these tests count in, whatever CartPole's preset: 8 envs x 32 steps, a PPO update every 256 steps
+# (several per run, each logged), steps that reach every checkpoint period exactly.
+ROLLOUT = ("--n-envs", "8", "--agent-kwargs", '{"n_steps": 32}')
+BUDGET = ("--total-timesteps", "2048", "--eval-freq", "1024", "--checkpoint-freq", "1024", "--seed", "5", *ROLLOUT,
           "--json")
 
 
@@ -297,7 +300,7 @@ def test_a_stopping_run_waits_for_a_hanging_store_only_so_long_and_lists_what_it
     environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "60"  # the server hangs longer than any stop may wait
     process = subprocess.Popen(
         [str(BIN / "rl-train"), "--total-timesteps", "200000", "--checkpoint-freq", "1000", "--eval-freq", "0",
-         "--no-progress-bar", "--json", "--backend", "mlflow", "--tracking-uri", silent_server.uri],
+         *ROLLOUT, "--no-progress-bar", "--json", "--backend", "mlflow", "--tracking-uri", silent_server.uri],
         cwd=tmp_path, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert process.stderr is not None
@@ -380,7 +383,7 @@ def test_a_run_killed_with_sigkill_leaves_no_uploader_process_behind(backend, ml
                            "MLFLOW_HTTP_REQUEST_TIMEOUT": "120"})  # the silent server's call: far past the bound
     process = subprocess.Popen(
         [str(BIN / "rl-train"), "--total-timesteps", "500000", "--checkpoint-freq", "1000", "--eval-freq", "0",
-         "--no-progress-bar", "--backend", backend.split()[0], *flags], cwd=tmp_path, env=environ,
+         *ROLLOUT, "--no-progress-bar", "--backend", backend.split()[0], *flags], cwd=tmp_path, env=environ,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         assert process.stderr is not None

@@ -21,9 +21,9 @@ from otlp_receiver import REQUESTS, Receiver
 
 from conftest import BIN, command
 
-STEPS = 4096  # 512 callback steps with the CartPole preset's 8 envs
+STEPS = 4096  # 512 callback steps of 8 envs, whatever CartPole's preset
 BUDGET = ("--total-timesteps", str(STEPS), "--eval-freq", "2048", "--checkpoint-freq", "2048", "--seed", "3",
-          "--export-interval", "1", "--json")
+          "--n-envs", "8", "--agent-kwargs", '{"n_steps": 32}', "--export-interval", "1", "--json")
 
 
 def attributes(message: Any) -> dict[str, Any]:
