@@ -292,17 +292,21 @@ def test_rl_infer_refuses_a_description_naming_os_system_in_one_line(world, tmp_
     assert list(markers.iterdir()) == []
 
 
+def watched_registry(database: str, tmp_path: Path, request: Any) -> tuple[Path | str, tuple[str, ...]]:
+    """A registry for a hotswapping server, and how it watches it: a SQLite file it polls, or a PostgreSQL
+    database polled once an hour, so that only the NOTIFY of a new verdict can make it look."""
+    if database == "sqlite":
+        return tmp_path / "r.db", ()
+    postgres = request.getfixturevalue("postgres")
+    return postgres.url(postgres.new_database()), ("--poll-interval", "3600")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("database", ["sqlite", "postgresql"])
 def test_a_running_server_hotswaps_to_a_model_with_payloads_and_never_runs_them(world, database, tmp_path, request):
     """SQLite: the watcher polls; PostgreSQL: a poll interval of an hour, so only the NOTIFY of the new
     verdict can make it look."""
-    if database == "sqlite":
-        db: Path | str = tmp_path / "r.db"
-        watch: tuple[str, ...] = ()
-    else:
-        postgres = request.getfixturevalue("postgres")
-        db, watch = postgres.url(postgres.new_database()), ("--poll-interval", "3600")
+    db, watch = watched_registry(database, tmp_path, request)
     markers = tmp_path / "markers"
     path = world.plant(f"served-{database}", crafted(world.model, data=lambda d: payloads(d, SERIALIZED, markers)))
     first = register(db, world.model, 100.0, hyperparams=world.hyperparams)
@@ -352,12 +356,7 @@ def test_a_running_server_refuses_to_hotswap_to_statistics_that_are_a_pickle_and
     """The genuine model with a pickle (a payload) as its statistics, its true checksum in a better row: the
     server refuses it, keeps serving its model and names the refusal in /healthz. SQLite: the watcher polls;
     PostgreSQL: a poll interval of an hour, so only the NOTIFY of the new verdict can make it look."""
-    if database == "sqlite":
-        db: Path | str = tmp_path / "r.db"
-        watch: tuple[str, ...] = ()
-    else:
-        postgres = request.getfixturevalue("postgres")
-        db, watch = postgres.url(postgres.new_database()), ("--poll-interval", "3600")
+    db, watch = watched_registry(database, tmp_path, request)
     marker = tmp_path / "statistics-ran"
     path = world.plant(f"served-statistics-{database}", world.model.read_bytes(), stats=pickle.dumps(Payload(marker)))
     first = register(db, world.model, 100.0, hyperparams=world.hyperparams)
