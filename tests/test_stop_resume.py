@@ -233,3 +233,57 @@ def test_a_signal_to_the_whole_process_group_stops_subprocess_workers_gracefully
     result = json.loads((run_dir(tmp_path) / "result.json").read_text())
     assert result["status"] == "interrupted" and Path(result["model_path"]).is_file()
     assert "Traceback" not in err and "EOFError" not in err
+
+
+def test_a_signal_that_lands_while_a_log_line_is_written_is_announced_after_it(capsys):
+    """A signal handler runs between two bytecodes of the main thread: if that is inside a log handler's
+    flush, writing the stop's warning to the same stream is a reentrant write (CPython's buffered files
+    raise "reentrant call"). The stream here refuses a write inside its own flush the same way, and sends
+    the signal from there."""
+    import logging
+    import os
+    import threading
+
+    from rl_module import stopping
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers are installed by the main thread only, and this test runs in another")
+
+    class BufferedLikeStream:
+        def __init__(self) -> None:
+            self.lines: list[str] = []
+            self.flushing = False
+            self.signal_on_flush = False
+
+        def write(self, text: str) -> None:
+            if self.flushing:
+                raise RuntimeError("reentrant call inside the stream")
+            self.lines.append(text)
+
+        def flush(self) -> None:
+            self.flushing = True
+            try:
+                if self.signal_on_flush:
+                    self.signal_on_flush = False
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    for _ in range(1000):  # bytecodes for the handler to run between
+                        pass
+            finally:
+                self.flushing = False
+
+    stream = BufferedLikeStream()
+    handler = logging.StreamHandler(stream)
+    logger = logging.getLogger("rl_module")
+    logger.addHandler(handler)
+    try:
+        with stopping.GracefulStop("stopping at the next step") as stop:
+            stream.signal_on_flush = True
+            logger.warning("a line being written when the signal lands")
+            assert stop.requested and stop.signal_name == "SIGTERM"
+            for thread in [t for t in threading.enumerate() if t.name == "rl-stop-announce"]:
+                thread.join(timeout=60)
+    finally:
+        logger.removeHandler(handler)
+    assert "Logging error" not in capsys.readouterr().err
+    written = "".join(stream.lines)
+    assert written.index("a line being written") < written.index("SIGTERM: stopping at the next step (send it again")

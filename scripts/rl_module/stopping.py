@@ -18,7 +18,7 @@ import logging
 import signal
 import threading
 from types import FrameType, TracebackType
-from typing import Any
+from typing import Any, Callable
 
 from .logs import event
 
@@ -29,13 +29,28 @@ _stops: list[GracefulStop] = []  # the stops in force in this process, for the r
 _forwarded: list[int] = []  # the signal a parent forwarded to this process, once forwarded
 
 
+def from_a_handler(say: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    """What a signal handler has to say, said by a thread. A handler runs between two bytecodes of the main
+    thread, which may be inside a write to the very stream it would write to (a log handler's flush, a
+    progress line): writing there again raises "reentrant call inside BufferedWriter" in the middle of
+    the main thread's work. The thread writes once the main thread has let go of the stream."""
+    try:
+        threading.Thread(target=say, args=args, kwargs=kwargs, name="rl-stop-announce").start()
+    except RuntimeError:  # the interpreter is shutting down: there is no one left to tell
+        pass
+
+
 def forward(signum: int) -> None:
     """A stop asked of this whole process by its parent, for the signal the parent received: every stop in
-    force (and every one entered later) stops gracefully; never a second signal."""
+    force (and every one entered later) stops gracefully; never a second signal. Called from a signal
+    handler."""
     if not _forwarded:
         _forwarded.append(signum)
     for stop in list(_stops):
-        stop.request(signum, forwarded=True)
+        first = stop.signum is None
+        stop.request(signum, forwarded=True, announce=False)
+        if first:
+            from_a_handler(stop._announce, signum)
 
 
 class Stopped(BaseException):
@@ -73,7 +88,7 @@ class GracefulStop:
     def exit_code(self) -> int:
         return 128 + (self.signum or 0)
 
-    def request(self, signum: int, forwarded: bool = False) -> None:
+    def request(self, signum: int, forwarded: bool = False, announce: bool = True) -> None:
         """The first signal (or a caller) asks for a stop; the second one stops at once. A request its
         parent forwarded only asks (the parent may have got the very signal this process got)."""
         if not forwarded:
@@ -83,11 +98,18 @@ class GracefulStop:
         if self.signum is not None:
             return
         self.signum = signum
+        if announce:
+            self._announce(signum)
+
+    def _announce(self, signum: int) -> None:
         log.warning("%s: %s (send it again to stop at once)", signal.Signals(signum).name, self.what,
                     extra=event("rl.run.stopping", signal=signal.Signals(signum).name))
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        self.request(signum)
+        first = self.signum is None
+        self.request(signum, announce=False)
+        if first:
+            from_a_handler(self._announce, signum)
 
     def __enter__(self) -> GracefulStop:
         if threading.current_thread() is threading.main_thread():

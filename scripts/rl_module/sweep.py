@@ -942,6 +942,8 @@ def run_workers(config: Config, progress: Any, study: optuna.Study, since: int) 
     again, and another worker takes its place."""
     from multiprocessing.connection import wait
 
+    from . import stopping
+
     context = multiprocessing.get_context("forkserver")  # with what they import in memory: see check
     # The workers read the end of this pipe; rl-sweep holds its only write end (see _watch_parent).
     parent_end, held = context.Pipe(duplex=False)
@@ -968,8 +970,8 @@ def run_workers(config: Config, progress: Any, study: optuna.Study, since: int) 
         received.append(signum)
         if len(received) == 1:
             asked.value = signum
-            print(f"rl-sweep: {signal.Signals(signum).name}: stopping every worker's trial where it is "
-                  "(again to stop at once)", file=sys.stderr, flush=True)
+            stopping.from_a_handler(print, f"rl-sweep: {signal.Signals(signum).name}: stopping every worker's "
+                                    "trial where it is (again to stop at once)", file=sys.stderr, flush=True)
             tell(ASK)
         else:
             tell(AT_ONCE)
