@@ -296,6 +296,26 @@ def test_a_malformed_space_is_one_line_naming_the_option_and_nothing_starts(tmp_
     assert not (tmp_path / "models").exists() and not (tmp_path / "rl_registry.db").exists()
 
 
+def test_a_space_may_search_what_agent_kwargs_takes_beyond_the_constructor(tmp_path):
+    """RL Zoo's spelling of action noise (noise_type, noise_std) is agent.kwargs, as in the presets: a
+    space searches it as it does the algorithm's own arguments."""
+    space = {"agent.kwargs.noise_std": {"choices": [0.2, 0.3]}, "agent.kwargs.noise_type": {"choices": ["normal"]}}
+    result = command("rl-sweep", "--algorithm", "td3", "--env-id", "Pendulum-v1", "--no-preset", "--trials", "1",
+                     "--trial-timesteps", "400", "--evaluations", "1", "--episodes", "1", "--base-space", "empty",
+                     "--space", json.dumps(space), "--agent-kwargs", '{"learning_starts": 100}', "--net-arch", "16",
+                     "--pruner", "none", "--seed", "3", "--json", cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    trial = json.loads(result.stdout)["trials"][0]
+    assert trial["state"] == "complete" and trial["params"]["agent.kwargs.noise_std"] in (0.2, 0.3)
+    kwargs = run_config(tmp_path, trial["run_id"])["options"]["agent"]["kwargs"]["value"]
+    assert kwargs == {"learning_starts": 100, "noise_type": "normal",
+                      "noise_std": trial["params"]["agent.kwargs.noise_std"]}
+    misspelt = command("rl-sweep", "--algorithm", "td3", "--env-id", "Pendulum-v1", "--trials", "1", "--space",
+                       json.dumps({"agent.kwargs.noise_sd": {"choices": [0.2]}}), cwd=tmp_path)
+    assert misspelt.returncode == 2 and "parameter agent.kwargs.noise_sd is not an argument of td3" in misspelt.stderr
+    assert "noise_std" in misspelt.stderr
+
+
 def test_a_study_that_exists_with_another_space_and_an_unreachable_storage_are_refused(tmp_path):
     sweep(tmp_path, "--trials", "1", "--study-name", "taken")
     other = command("rl-sweep", *SMALL, "--trials", "1", "--study-name", "taken", "--space",

@@ -60,18 +60,25 @@ def check(config: Config, observation_space: gym.Space[Any], action_space: gym.S
 _OWN_KWARGS = {"noise_type", "noise_std"}
 
 
-def _check_kwargs(config: Config) -> None:
+def accepted_kwargs(algorithm: str) -> set[str]:
+    """The keys agent.kwargs (and a sweep's agent.kwargs.<key>) may have for this algorithm: its
+    constructor's arguments and the ones build() takes itself."""
     import inspect
 
-    cls = algorithm_class(config.agent.algorithm)
-    accepted = set(inspect.signature(cls.__init__).parameters) | _OWN_KWARGS
+    return set(inspect.signature(algorithm_class(algorithm).__init__).parameters) - {"self", "policy", "env"} \
+        | _OWN_KWARGS
+
+
+def _check_kwargs(config: Config) -> None:
+    accepted = accepted_kwargs(config.agent.algorithm)
     unknown = sorted(set(config.agent.kwargs) - accepted)
     if unknown:
         import difflib
 
         hints = [f"{k} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(k, accepted, n=1)) else k
                  for k in unknown]
-        raise config.refuse("agent.kwargs", f"names keywords {cls.__name__} does not take: {', '.join(hints)}")
+        name = algorithm_class(config.agent.algorithm).__name__
+        raise config.refuse("agent.kwargs", f"names keywords {name} does not take: {', '.join(hints)}")
 
 
 def device(config: Config, path: str) -> str:

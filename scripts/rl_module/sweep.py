@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import difflib
 import importlib
-import inspect
 import json
 import logging
 import multiprocessing
@@ -74,9 +73,9 @@ def space_of(config: Config) -> dict[str, dict[str, Any]]:
 
 
 def _algorithm_arguments(algorithm: str) -> set[str]:
-    from .agent import algorithm_class
+    from .agent import accepted_kwargs
 
-    return set(inspect.signature(algorithm_class(algorithm).__init__).parameters) - {"self", "policy", "env"}
+    return accepted_kwargs(algorithm)
 
 
 def _check(config: Config, path: str, parameter: Any, takes: set[str]) -> None:
