@@ -48,10 +48,7 @@ def forward(signum: int) -> None:
     if not _forwarded:
         _forwarded.append(signum)
     for stop in list(_stops):
-        first = stop.signum is None
-        stop.request(signum, forwarded=True, announce=False)
-        if first:
-            from_a_handler(stop._announce, signum)
+        stop.request_from_a_handler(signum, forwarded=True)
 
 
 class Stopped(BaseException):
@@ -106,11 +103,15 @@ class GracefulStop:
         log.warning("%s: %s (send it again to stop at once)", signal.Signals(signum).name, self.what,
                     extra=event("rl.run.stopping", signal=signal.Signals(signum).name))
 
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
+    def request_from_a_handler(self, signum: int, forwarded: bool = False) -> None:
+        """`request`, from a signal handler: the stop is recorded at once, announced by a thread."""
         first = self.signum is None
-        self.request(signum, announce=False)
+        self.request(signum, forwarded=forwarded, announce=False)
         if first:
             from_a_handler(self._announce, signum)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.request_from_a_handler(signum)
 
     def __enter__(self) -> GracefulStop:
         if threading.current_thread() is threading.main_thread():

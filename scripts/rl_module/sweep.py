@@ -66,16 +66,12 @@ def space_of(config: Config) -> dict[str, dict[str, Any]]:
             space[path] = parameter
     if not space:
         raise config.refuse("sweep.space", "leaves nothing to search (and sweep.baseSpace adds nothing)")
-    takes = _algorithm_arguments(config.agent.algorithm)
+    from .agent import accepted_kwargs
+
+    takes = accepted_kwargs(config.agent.algorithm)
     for path, parameter in space.items():
         _check(config, path, parameter, takes)
     return space
-
-
-def _algorithm_arguments(algorithm: str) -> set[str]:
-    from .agent import accepted_kwargs
-
-    return accepted_kwargs(algorithm)
 
 
 def _check(config: Config, path: str, parameter: Any, takes: set[str]) -> None:
