@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from common import median
@@ -119,22 +120,28 @@ def validated(algorithm: str, env_id: str, seed: int, flags: list[str]) -> tuple
         return None, None
 
 
-def against(revision: str, pairs: list[str], seeds: list[int]) -> None:
+def against(revision: str, pairs: list[str], seeds: list[int], jobs: int = 1) -> None:
+    """Every run is queued in one order, alternating ours and theirs seed by seed, so a slower stretch of the
+    machine falls on both; `jobs` of them run at a time (with more than one, each shares the machine with
+    other runs throughout, ours and theirs alike)."""
     theirs = presets_at(revision)
     print(f"seconds of learning and steps to the first validated model; held-out seeds {seeds}; "
-          f"ours against the presets at {revision}")
+          f"ours against the presets at {revision}; {jobs} run(s) at a time")
+    queued: dict[tuple[str, str, int], Future[tuple[float | None, int | None]]] = {}
+    with ThreadPoolExecutor(max_workers=jobs) as pool:  # threads: each waits on its own rl-train process
+        for pair in pairs:
+            algorithm, env_id = pair.split("/", 1)
+            other = ["--no-preset", *as_flags(theirs.get((algorithm, env_id), {}))]
+            for seed in seeds:
+                queued[pair, "ours", seed] = pool.submit(validated, algorithm, env_id, seed, [])
+                queued[pair, "theirs", seed] = pool.submit(validated, algorithm, env_id, seed, other)
     print("| pair | ours: median s (each) | theirs: median s (each) | ours: steps | theirs: steps | reached |")
     print("|---|---|---|---|---|---|")
     for pair in pairs:
-        algorithm, env_id = pair.split("/", 1)
-        if (algorithm, env_id) not in theirs:  # no preset then: the defaults, said so
+        if tuple(pair.split("/", 1)) not in theirs:  # no preset then: the defaults, said so
             print(f"({pair}: no preset at {revision}; theirs are rl-train's defaults)")
-        other = ["--no-preset", *as_flags(theirs.get((algorithm, env_id), {}))]
-        ours: list[tuple[float | None, int | None]] = []
-        zoo: list[tuple[float | None, int | None]] = []
-        for seed in seeds:  # alternating, so a slower stretch of the machine falls on both
-            ours.append(validated(algorithm, env_id, seed, []))
-            zoo.append(validated(algorithm, env_id, seed, other))
+        ours = [queued[pair, "ours", seed].result() for seed in seeds]
+        zoo = [queued[pair, "theirs", seed].result() for seed in seeds]
 
         def show(values: list[float | None], unit: str) -> str:
             done = [v for v in values if v is not None]
@@ -153,9 +160,11 @@ def main() -> None:
                         "git revision (RL Zoo 2.9.2's before re-tuning), on --seeds, for --pairs")
     parser.add_argument("--seeds", default="100,101,102,103,104", help="held-out seeds, never tuned on")
     parser.add_argument("--pairs", default="ppo/CartPole-v1,ppo/Acrobot-v1,ppo/LunarLander-v3,td3/Pendulum-v1")
+    parser.add_argument("--jobs", type=int, default=1, help="with --against: runs at a time (each trains on one "
+                        "torch thread; more than one shares the machine among ours and theirs alike)")
     args = parser.parse_args()
     if args.against:
-        against(args.against, args.pairs.split(","), [int(s) for s in args.seeds.split(",")])
+        against(args.against, args.pairs.split(","), [int(s) for s in args.seeds.split(",")], args.jobs)
         return
     ours, totals, baseline = [], [], []
     for seed in range(args.repeats):

@@ -381,15 +381,18 @@ def test_to_the_threshold_a_trial_that_validates_scores_its_time_and_one_that_ne
     assert out["objective"]["direction"] == "minimize" and out["objective"]["unit"] == "s"
     reached = [t for t in out["trials"] if t["reached"]]
     assert reached, out["trials"]
+    learning: list[float] = []  # each trial's learning seconds, in the order one worker told them
     for t in out["trials"]:
         result = result_of(quick, t["run_id"])
         if t["reached"]:  # ended by train.stopOnReward at the evaluation that validated, not a lucky one before
             assert result["stop_reason"].startswith("train.stopOnReward") and result["status"] == "finished"
             assert t["value"] == result["train_time"] and result["timesteps"] == result["evaluations"][-1]["timesteps"]
             assert len(result["evaluations"]) >= 2 and result["timesteps"] < 1024
-        else:
+        else:  # charged at least the longest learning time of a trial before it
             best = max(e["mean_reward"] for e in result["evaluations"] + [result["evaluation"]])
-            assert t["value"] == pytest.approx(result["train_time"] * (1 + max(20 - best, 0) / 20))
+            budget = max([result["train_time"], *learning])
+            assert t["value"] == pytest.approx(budget * (1 + max(20 - best, 0) / 20))
+        learning.append(result["train_time"])
     best = min(out["trials"], key=lambda t: t["value"])
     assert out["best"]["trial"] == best["number"] and out["best"]["reached"] == best["reached"]
     assert out["nix"].startswith(f"# study ttt, trial {best['number']}: wall time to the threshold ")
@@ -400,6 +403,17 @@ def test_to_the_threshold_a_trial_that_validates_scores_its_time_and_one_that_ne
     assert "objective: wall time to the threshold (s, minimized)" in printed
     numbers = ", ".join(str(t["number"]) for t in reached)
     assert f"reached the threshold: {len(reached)} of 2 finished trials (trials {numbers})" in printed
+
+    # A third trial of the same study, of one rollout and so one evaluation (the registry's rule wants the
+    # last two agreeing), cannot validate, yet is charged at least the longest learning time before it: a
+    # cheap miss never outscores a costlier trial that validated.
+    more = sweep(quick, *rules, "--trials", "3", "--study-name", "ttt", "--objective", "time-to-threshold",
+                 "--min-reward", "20", "--trial-timesteps", "128", "--evaluations", "1")
+    (miss,) = [t for t in more["trials"] if t["number"] == 2]
+    result = result_of(quick, miss["run_id"])
+    assert miss["reached"] is False and result["timesteps"] == 128 and len(result["evaluations"]) <= 1
+    assert miss["value"] == pytest.approx(max([result["train_time"], *learning]) * (1 + miss["gap"]))
+    assert all(miss["value"] >= t["value"] for t in reached), (miss, reached)
 
     never = sweep(slow, *rules, "--trials", "1", "--study-name", "steps", "--objective", "steps-to-threshold",
                   "--min-reward", "1000")

@@ -247,38 +247,56 @@ def gap(best_reward: float | None, threshold: float) -> float:
     return max(threshold - best_reward, 0.0) / max(abs(threshold), 1.0)
 
 
-def score(objective: Objective, result: Any) -> tuple[float | None, dict[str, Any]]:
+def score(objective: Objective, result: Any, slowest: float = 0.0) -> tuple[float | None, dict[str, Any]]:
     """A finished trial's value (train.TrainResult, as its result.json records it) and what the report says
     of it. To the threshold: a run ended by train.stopOnReward (status finished, stopped early) validated at
     its last evaluation: its learning time (train_time: from learn() starting to that evaluation) or that
-    evaluation's steps. One that never validated: its budget (the learning time its whole trial took, or
-    the steps it was asked for) x (1 + gap): see sweep.objective."""
+    evaluation's steps. One that never validated: its budget (the steps it was asked for, or in seconds the
+    longer of its own learning time and `slowest`, the longest learning time of a trial finished before it)
+    x (1 + gap): see sweep.objective."""
     if not objective.to_threshold:
         return (result.evaluation["mean_reward"] if result.evaluation else None), {}
     rewards = [e["mean_reward"] for e in result.evaluations] + \
         ([result.evaluation["mean_reward"]] if result.evaluation else [])
     best = max(rewards) if rewards else None
     reached = result.status == "finished" and result.stopped_early
-    attrs: dict[str, Any] = {"reached": reached, "threshold": result.threshold, "best_reward": best}
+    attrs: dict[str, Any] = {"reached": reached, "threshold": result.threshold, "best_reward": best,
+                             "learning_s": result.train_time}
     if reached:
         value = result.train_time if objective.unit == "s" else float(result.evaluations[-1]["timesteps"])
     else:
         attrs["gap"] = gap(best, result.threshold)
-        budget = result.train_time if objective.unit == "s" else float(result.total_timesteps)
+        budget = max(result.train_time, slowest) if objective.unit == "s" else float(result.total_timesteps)
         value = budget * (1.0 + attrs["gap"])
     return value, attrs
+
+
+def slowest(study: optuna.Study) -> float:
+    """The longest learning time, in seconds, of the study's finished trials (0 before any): the least a
+    trial that never validates is charged in seconds, so that a cheap miss never outscores a costly trial
+    that validated (a trial of a study made before it was recorded: its value, less the penalty's factor)."""
+    from optuna.trial import TrialState
+
+    def learning(trial: optuna.trial.FrozenTrial) -> float:
+        attrs = trial.user_attrs
+        if "learning_s" in attrs:
+            return float(attrs["learning_s"])
+        return float(trial.value or 0.0) / (1.0 + float(attrs.get("gap", 0.0)))
+
+    return max((learning(t) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))),
+               default=0.0)
 
 
 class Running:
     """What a trial shows the pruner at each evaluation: its reward, or, to the threshold, the penalty it
     would score if it learned nothing more: of the same kind and direction as its result, and never below
-    it (its budget x (1 + gap), the gap from its best evaluation so far; in seconds, its pace so far
-    extrapolated to its whole budget). Trials at the same step are compared on what they have shown by
-    then; a trial that validated earlier has ended and is left out of later steps' medians (so the pruner
-    is lenient there, never harsher)."""
+    it (its budget x (1 + gap), the gap from its best evaluation so far; in seconds, the longer of its pace so
+    far extrapolated to its whole budget and `slowest`, the study's longest learning time when it started).
+    Trials at the same step are compared on what they have shown by then; a trial that validated earlier has
+    ended and is left out of later steps' medians (so the pruner is lenient there, never harsher)."""
 
-    def __init__(self, objective: Objective, threshold: float | None, budget: int) -> None:
-        self.objective, self.threshold, self.budget = objective, threshold, budget
+    def __init__(self, objective: Objective, threshold: float | None, budget: int, slowest: float = 0.0) -> None:
+        self.objective, self.threshold, self.budget, self.slowest = objective, threshold, budget, slowest
         self.best: float | None = None
         self.started = time.perf_counter()
 
@@ -289,7 +307,8 @@ class Running:
         factor = 1.0 + gap(self.best, self.threshold)
         if self.objective.unit == "steps":
             return self.budget * factor
-        return (time.perf_counter() - self.started) * self.budget / max(timesteps, 1) * factor
+        pace = (time.perf_counter() - self.started) * self.budget / max(timesteps, 1)
+        return max(pace, self.slowest) * factor
 
 
 # -- the study --------------------------------------------------------------------------------------
@@ -702,7 +721,9 @@ def _trial(config: Config, study: optuna.Study, trial: optuna.Trial, space: dict
         trial_cfg = trial_config(config, values, study.study_name, trial.number)
         objective = objective_of(study)
         prepared = train.prepare(trial_cfg)
-        running = Running(objective, prepared.threshold, trial_cfg.train.totalTimesteps)
+        in_seconds = objective.to_threshold and objective.unit == "s"
+        running = Running(objective, prepared.threshold, trial_cfg.train.totalTimesteps,
+                          slowest(study) if in_seconds else 0.0)
 
         def report(timesteps: int, mean_reward: float, trial: optuna.Trial = trial) -> bool:
             trial.report(running.value(timesteps, mean_reward), timesteps)
@@ -719,7 +740,7 @@ def _trial(config: Config, study: optuna.Study, trial: optuna.Trial, space: dict
         elif result.status == "pruned":
             study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
         else:
-            value, attrs = score(objective, result)
+            value, attrs = score(objective, result, slowest(study) if in_seconds else 0.0)
             for key, attr in attrs.items():
                 trial.set_user_attr(key, attr)
             study.tell(trial, value, skip_if_finished=True)
