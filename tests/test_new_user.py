@@ -37,7 +37,7 @@ def test_an_unversioned_id_is_the_newest_version_everywhere_and_its_threshold_ho
     shown = command("rl-train", "--env-id", "LunarLander", "--print-config")
     config = json.loads(shown.stdout)
     assert config["env"]["envId"]["value"] == "LunarLander-v3"
-    assert config["env"]["nEnvs"] == {"value": 16, "source": "preset ppo/LunarLander-v3"}  # the preset applies
+    assert config["env"]["nEnvs"] == {"value": 32, "source": "preset ppo/LunarLander-v3"}  # the preset applies
     result, done = train(tmp_path, "--env-id", "LunarLander", "--convergence-window", "null", *TINY)
     assert result["env_id"] == "LunarLander-v3" and result["threshold"] == 200
     assert result["evaluation"]["mean_reward"] < 200 and not result["validated"] and "reward" in result["failing_rules"]
