@@ -11,8 +11,10 @@ held-out --seeds, the two alternating seed by seed; both are plain rl-train runs
 flags over --no-preset), with train.stopOnReward, so each ends at its first model validated by the
 registry's rules: its seconds from the start of learning (result.json's train_time) and steps.
 
-    python bench/time_to_good_model.py --against 68125de --seeds 100,101,102,103,104 \
+    python bench/time_to_good_model.py --against cea3dd3 --seeds 100,101,102,103,104 --jobs 2 \
         --pairs ppo/CartPole-v1,ppo/Acrobot-v1,ppo/LunarLander-v3,td3/Pendulum-v1
+
+(cea3dd3's Presets file has RL Zoo 2.9.2's values for all four pairs; --jobs 2 runs two at a time.)
 """
 
 from __future__ import annotations
@@ -144,9 +146,10 @@ def against(revision: str, pairs: list[str], seeds: list[int], jobs: int = 1) ->
         zoo = [queued[pair, "theirs", seed].result() for seed in seeds]
 
         def show(values: list[float | None], unit: str) -> str:
+            shape = ",.0f" if unit == "steps" else ",.1f"
             done = [v for v in values if v is not None]
-            return (f"{median(done):,.1f}" if done else "never") + \
-                " (" + ", ".join("-" if v is None else f"{v:,.1f}" for v in values) + f") {unit}"
+            return (format(median(done), shape) if done else "never") + \
+                " (" + ", ".join("-" if v is None else format(v, shape) for v in values) + f") {unit}"
 
         reached = f"{sum(t is not None for t, _ in ours)} vs {sum(t is not None for t, _ in zoo)} of {len(seeds)}"
         print(f"| {pair} | {show([t for t, _ in ours], 's')} | {show([t for t, _ in zoo], 's')} | "
