@@ -902,17 +902,24 @@ def check(config: Config, forked: bool = False) -> dict[str, dict[str, Any]]:
 def forkserver() -> Any:
     """Python's forkserver context, its process started with WORKER_IMPORTS, and with SIGINT and SIGTERM
     ignored (the workers forked from it set their own): a Ctrl-C or a SIGTERM to the whole group, which
-    reaches it too, would end it under its workers (and print the traceback of its imports)."""
+    reaches it too, would end it under its workers (and print the traceback of its imports). The signals
+    are ignored here only while it is started, and blocked meanwhile: Linux keeps a blocked signal pending
+    even while it is ignored, so a Ctrl-C in that moment reaches rl-sweep once they are unblocked, not
+    lost. The forkserver inherits the blocked mask across exec and unblocks it itself (sweep_forkserver)."""
     from multiprocessing import forkserver as server
 
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(list(WORKER_IMPORTS))
-    ignored = {s: signal.signal(s, signal.SIG_IGN) for s in STOPS}
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
     try:
-        server.ensure_running()
+        ignored = {s: signal.signal(s, signal.SIG_IGN) for s in STOPS}
+        try:
+            server.ensure_running()
+        finally:
+            for s, handler in ignored.items():
+                signal.signal(s, handler)
     finally:
-        for s, handler in ignored.items():
-            signal.signal(s, handler)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)
     return context
 
 
