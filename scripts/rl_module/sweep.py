@@ -905,11 +905,15 @@ def forkserver() -> Any:
     reaches it too, would end it under its workers (and print the traceback of its imports). The signals
     are ignored here only while it is started, and blocked meanwhile: Linux keeps a blocked signal pending
     even while it is ignored, so a Ctrl-C in that moment reaches rl-sweep once they are unblocked, not
-    lost. The forkserver inherits the blocked mask across exec and unblocks it itself (sweep_forkserver)."""
+    lost. The forkserver inherits the blocked mask across exec and unblocks it itself (sweep_forkserver).
+    multiprocessing's resource tracker is started first: starting it unblocks SIGINT and SIGTERM, which
+    inside that moment would drop a Ctrl-C again."""
     from multiprocessing import forkserver as server
+    from multiprocessing import resource_tracker
 
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(list(WORKER_IMPORTS))
+    resource_tracker.ensure_running()
     signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
     try:
         ignored = {s: signal.signal(s, signal.SIG_IGN) for s in STOPS}
