@@ -721,7 +721,7 @@ def _trial(config: Config, study: optuna.Study, trial: optuna.Trial, space: dict
         trial_cfg = trial_config(config, values, study.study_name, trial.number)
         objective = objective_of(study)
         prepared = train.prepare(trial_cfg)
-        in_seconds = objective.to_threshold and objective.unit == "s"
+        in_seconds = objective.unit == "s"  # time-to-threshold: a miss is charged the study's slowest
         running = Running(objective, prepared.threshold, trial_cfg.train.totalTimesteps,
                           slowest(study) if in_seconds else 0.0)
 
