@@ -32,6 +32,8 @@
     # 20, rounded: on seeds 0-6, 7.2-22.9 s (two runs at a time) and 29,952-89,856 steps, median 39,936, where
     # the zoo's took 30,000-100,000 steps on seeds 0-3, each step costing 1.5x. Validation, not learning, is
     # most of the wait: from 30,000 steps on, 31 of its 32 evaluations on seeds 0-3 were at or above -100.
+    # On held-out seeds 100-104: 11.3 s and 49,920 steps (median) against the zoo's 29.5 s and 70,000 (0.38x;
+    # 5 vs 5 validated; bench/README.md).
     # RL Zoo 2.9.2's was: 16 envs, n_steps 256, batch 64, lr 3e-4, gamma 0.99, gae_lambda 0.94 (4 epochs too).
     # source: study ppo-acrobot-cheap; objective time-to-threshold; seeds 0,1,2,3,4,5,6; held-out 100,101,102,103,104; date 2026-12-04
     "Acrobot-v1" = {
@@ -45,8 +47,8 @@
     # (64.3 s, 109,824 steps; RL Zoo's took 281 s and 530,000), checked on seeds 1-3 with the learning rate
     # rounded: 90.5, 259.6 and 140.6 s, the best median of the three fastest trials. It learns from short
     # rollouts (128 steps of 32 envs) with 10 epochs and a learning rate 5x the zoo's, and discounts by 0.99.
-    # On held-out seeds 100-104: 175.2 s and 319,488 steps (median) against the zoo's 303.7 s and 650,000
-    # (0.58x; 5 vs 5 validated): half the steps, each a sixth more costly (bench/README.md).
+    # On held-out seeds 100-104: 143.4 s and 319,488 steps (median) against the zoo's 275.3 s and 650,000
+    # (0.52x, and 0.58x in the run before; 5 vs 5 validated): half the steps, each more costly (bench/README.md).
     # RL Zoo 2.9.2's was: 16 envs, n_steps 1024, batch 64, 4 epochs, gamma 0.999, gae_lambda 0.98, lr 3e-4.
     # source: study ppo-lunar-time; objective time-to-threshold; seeds 0,1,2,3; held-out 100,101,102,103,104; date 2026-12-04
     "LunarLander-v3" = {
