@@ -223,8 +223,14 @@ def test_prometheus_scrapes_the_reward_during_a_run(prometheus, tmp_path):
             time.sleep(0.5)
             episodes = query(api, 'rl_episode_reward_bucket{le="+Inf"}')
         # The last sample scraped, whenever the run ends: once a scrape of the ended run fails, Prometheus
-        # marks its series stale, and a plain instant query then finds nothing.
-        steps = query(api, "last_over_time(rl_env_steps_total[5m])")
+        # marks its series stale, and a plain instant query then finds nothing. Waited for, not read once:
+        # the scrape that held the first episode need not hold the step counter (a busy CI run's did not).
+        steps: list[Any] = []
+        deadline = time.time() + 60
+        while not steps and time.time() < deadline:
+            steps = query(api, "last_over_time(rl_env_steps_total[5m])")
+            if not steps:
+                time.sleep(0.5)
     finally:
         _, stderr = run.communicate(timeout=120)
     assert run.returncode == 0, stderr

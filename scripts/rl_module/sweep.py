@@ -856,8 +856,8 @@ STORAGE_IMPORTS = ("optuna.storages._rdb.models", "alembic.command", "alembic.co
 # What every worker imports before its first trial, about 4 s of CPU: torch with stable-baselines3 and
 # gymnasium, torch._dynamo, which torch's optimizers import on first use (2 s of an rl-train's start),
 # and the storage's. Imported once per host, not once per worker (see check).
-WORKER_IMPORTS = ("rl_module.train", "stable_baselines3", "gymnasium", "torch._dynamo", *STORAGE_IMPORTS,
-                  "rl_module.sweep_forkserver")
+WORKER_IMPORTS = ("rl_module.sweep_forkserver", "rl_module.train", "stable_baselines3", "gymnasium",
+                  "torch._dynamo", *STORAGE_IMPORTS)
 
 
 def check(config: Config, forked: bool = False) -> dict[str, dict[str, Any]]:
@@ -900,14 +900,15 @@ def check(config: Config, forked: bool = False) -> dict[str, dict[str, Any]]:
 
 
 def forkserver() -> Any:
-    """Python's forkserver context, its process started with WORKER_IMPORTS, and with SIGINT and SIGTERM
-    ignored (the workers forked from it set their own): a Ctrl-C or a SIGTERM to the whole group, which
-    reaches it too, would end it under its workers (and print the traceback of its imports). The signals
-    are ignored here only while it is started, and blocked meanwhile: Linux keeps a blocked signal pending
-    even while it is ignored, so a Ctrl-C in that moment reaches rl-sweep once they are unblocked, not
-    lost. The forkserver inherits the blocked mask across exec and unblocks it itself (sweep_forkserver).
-    multiprocessing's resource tracker is started first: starting it unblocks SIGINT and SIGTERM, which
-    inside that moment would drop a Ctrl-C again."""
+    """Python's forkserver context, its process started with WORKER_IMPORTS and with the stop signals
+    (SIGINT, SIGTERM, ASK, AT_ONCE) ignored there (the workers forked from it set their own): a Ctrl-C or a
+    SIGTERM to the whole group, which reaches it too, would end it under its workers (and print the
+    traceback of its imports). They are blocked in this thread while it is started, never ignored here: a
+    process starts with its creator's mask, and the forkserver ignores what it started with blocked, then
+    unblocks it (sweep_forkserver). Ignoring them here, even for a moment, would be for the whole process,
+    while a block is for this thread alone: a Ctrl-C that another of its threads (telemetry's exporters)
+    took in that moment would be dropped. multiprocessing's resource tracker is started first: starting it
+    unblocks SIGINT and SIGTERM in this thread, and the forkserver would then start with them unblocked."""
     from multiprocessing import forkserver as server
     from multiprocessing import resource_tracker
 
@@ -916,12 +917,7 @@ def forkserver() -> Any:
     resource_tracker.ensure_running()
     signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
     try:
-        ignored = {s: signal.signal(s, signal.SIG_IGN) for s in STOPS}
-        try:
-            server.ensure_running()
-        finally:
-            for s, handler in ignored.items():
-                signal.signal(s, handler)
+        server.ensure_running()
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)
     return context
