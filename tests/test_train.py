@@ -121,6 +121,26 @@ def test_normalization_statistics_are_saved_beside_every_model_and_restored(tmp_
     assert restored.training is False and restored.norm_reward is False
 
 
+def test_rewards_alone_are_normalized_and_their_models_evaluate_and_answer(tmp_path, capsys):
+    """obs.normalize = "reward": SB3 keeps no observation statistics then (its VecNormalize has no obs_rms),
+    and saving the first best model asked for them: the run died at its first evaluation."""
+    result = train(tmp_path, capsys, "--normalize", "reward", "--total-timesteps", "1024", "--eval-freq", "512",
+                   "--episodes", "2", "--seed", "3")
+    run_dir = Path(result["run_dir"])
+    for model in ("model", "best_model"):
+        with np.load(run_dir / f"{model}.stats.npz", allow_pickle=False) as saved:
+            assert not saved["norm_obs"] and saved["norm_reward"] and saved["ret_count"] > 1, model
+            assert not [name for name in saved.files if name.startswith("obs_")], model
+
+    assert run(EVAL, ["--json", "--model-path", result["model_path"], "--normalize", "reward", "--episodes", "2"],
+               {}) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["episodes"] == 2 and np.isfinite(evaluated["mean_reward"])
+    answered = command("rl-infer", "--model-path", result["model_path"], "--normalize", "reward",
+                       "--obs", "[0, 0, 0, 0]", cwd=tmp_path)
+    assert answered.returncode == 0 and json.loads(answered.stdout) in (0, 1), answered.stderr
+
+
 def test_no_temporary_files_are_left_and_checkpoints_follow_the_frequency(tmp_path, capsys):
     result = train(tmp_path, capsys, "--total-timesteps", "2048", "--checkpoint-freq", "500", "--eval-freq", "0",
                    "--n-envs", "2", "--no-preset", "--agent-kwargs", '{"n_steps": 256}')

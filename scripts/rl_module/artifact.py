@@ -352,13 +352,14 @@ def stats_bytes(venv: VecEnv) -> bytes | None:
         "norm_obs": np.bool_(found.norm_obs), "norm_reward": np.bool_(found.norm_reward),
         "ret_mean": found.ret_rms.mean, "ret_var": found.ret_rms.var, "ret_count": np.float64(found.ret_rms.count),
     }
-    if isinstance(found.obs_rms, dict):
+    # Rewards alone: SB3's VecNormalize keeps no observation statistics then (no obs_rms at all).
+    if found.norm_obs and isinstance(found.obs_rms, dict):
         keys = list(found.obs_rms)
         arrays["norm_obs_keys"] = np.array(keys, dtype=str)
         for i, key in enumerate(keys):
             rms = found.obs_rms[key]
             arrays |= {f"obs_mean_{i}": rms.mean, f"obs_var_{i}": rms.var, f"obs_count_{i}": np.float64(rms.count)}
-    else:
+    elif found.norm_obs:
         rms = found.obs_rms
         arrays |= {"obs_mean": rms.mean, "obs_var": rms.var, "obs_count": np.float64(rms.count)}
     buffer = io.BytesIO()
@@ -389,11 +390,13 @@ def _statistics(arrays: dict[str, Any]) -> dict[str, Any]:
         return found
 
     try:
+        norm_obs = bool(arrays["norm_obs"])
         keys = [str(k) for k in arrays["norm_obs_keys"]] if "norm_obs_keys" in arrays else None
-        obs_rms: Any = ({key: rms(arrays[f"obs_mean_{i}"], arrays[f"obs_var_{i}"], arrays[f"obs_count_{i}"])
-                         for i, key in enumerate(keys)} if keys is not None
+        obs_rms: Any = (None if not norm_obs  # rewards alone: no observation statistics
+                        else {key: rms(arrays[f"obs_mean_{i}"], arrays[f"obs_var_{i}"], arrays[f"obs_count_{i}"])
+                              for i, key in enumerate(keys)} if keys is not None
                         else rms(arrays["obs_mean"], arrays["obs_var"], arrays["obs_count"]))
-        return {"norm_obs": bool(arrays["norm_obs"]), "norm_reward": bool(arrays["norm_reward"]),
+        return {"norm_obs": norm_obs, "norm_reward": bool(arrays["norm_reward"]),
                 "clip_obs": float(arrays["clip_obs"]), "clip_reward": float(arrays["clip_reward"]),
                 "gamma": float(arrays["gamma"]), "epsilon": float(arrays["epsilon"]), "norm_obs_keys": keys,
                 "obs_rms": obs_rms, "ret_rms": rms(arrays["ret_mean"], arrays["ret_var"], arrays["ret_count"])}
@@ -411,7 +414,9 @@ def restore_stats(stats: bytes, venv: VecEnv, *, training: bool = False) -> VecN
         normalized = VecNormalize(venv, training=training, **found)
     except (AssertionError, ValueError) as error:
         raise ArtifactError(f"its normalization statistics do not fit this env ({error})") from None
-    normalized.obs_rms, normalized.ret_rms = obs_rms, ret_rms
+    if obs_rms is not None:
+        normalized.obs_rms = obs_rms
+    normalized.ret_rms = ret_rms
     return normalized
 
 
@@ -421,7 +426,10 @@ def normalizer(stats: bytes) -> VecNormalize:
     from stable_baselines3.common.vec_env import VecNormalize
 
     normalized = VecNormalize.__new__(VecNormalize)
-    normalized.__setstate__({**_statistics(_stats_arrays(stats)), "training": False})
+    found = _statistics(_stats_arrays(stats))
+    if found["obs_rms"] is None:  # as SB3's own VecNormalize of rewards alone: no obs_rms attribute
+        del found["obs_rms"]
+    normalized.__setstate__({**found, "training": False})
     return normalized
 
 

@@ -158,7 +158,7 @@ class Checked:
         import numpy as np
         from gymnasium import spaces
 
-        if self.normalizer is not None:
+        if self.normalizer is not None and self.normalizer.norm_obs:  # rewards alone have no observation statistics
             found = self.normalizer.obs_rms
             space = self.observation_space
             pairs = ([(key, found[key], space.spaces.get(key) if isinstance(space, spaces.Dict) else None)
