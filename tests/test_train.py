@@ -139,6 +139,8 @@ def test_rewards_alone_are_normalized_and_their_models_evaluate_and_answer(tmp_p
     answered = command("rl-infer", "--model-path", result["model_path"], "--normalize", "reward",
                        "--obs", "[0, 0, 0, 0]", cwd=tmp_path)
     assert answered.returncode == 0 and json.loads(answered.stdout) in (0, 1), answered.stderr
+    resumed = train(tmp_path, capsys, "--resume", str(run_dir), "--total-timesteps", "1536")
+    assert resumed["timesteps"] >= 1536 and resumed["run_dir"] == str(run_dir)
 
 
 def test_no_temporary_files_are_left_and_checkpoints_follow_the_frequency(tmp_path, capsys):
