@@ -702,3 +702,56 @@ def test_a_model_by_path_loads_only_with_the_statistics_it_was_saved_with_and_ne
     signed_only = command("rl-infer", "--model-path", str(copy), "--trusted-keys", f"{key}.pub.pem", "--obs",
                           "[0, 0, 0, 0]", cwd=tmp_path)
     assert signed_only.returncode == 2 and "carries no signature" in signed_only.stderr
+
+
+class _Payload:
+    """What unpickling would run: it makes a folder."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        import os
+
+        return os.mkdir, (str(self.marker),)
+
+
+def test_a_replay_buffer_is_plain_arrays_and_a_pickled_one_is_never_loaded(tmp_path):
+    """An off-policy run keeps its replay buffer beside its model as arrays (np.savez), which --resume reads
+    back without pickle into the buffer the resumed model built; one of another shape is refused, naming
+    the file, before any learning; an older rl-module's pickle beside the model is never loaded."""
+    where = ("--algorithm", "sac", "--env-id", "Pendulum-v1", "--no-registry", "--model-dir", str(tmp_path / "models"),
+             "--eval-freq", "0", "--episodes", "1", "--json")
+    first = command("rl-train", *where, "--total-timesteps", "300",
+                    "--agent-kwargs", '{"learning_starts": 50, "buffer_size": 1000}', cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    model = Path(json.loads(first.stdout)["model_path"])
+    run_dir = model.parent
+    replay = model.with_name("model.replay.npz")
+    with np.load(replay, allow_pickle=False) as saved:
+        arrays = {key: saved[key] for key in saved.files}
+    assert str(arrays["buffer"]) == "ReplayBuffer" and int(arrays["pos"]) == 300 and not arrays["full"]
+    assert arrays["observations"].shape == (1000, 1, 3) and np.any(arrays["observations"][299])
+    assert not np.any(arrays["observations"][300:])
+    assert not list(run_dir.glob("*.pkl"))
+
+    resumed = command("rl-train", *where, "--resume", str(run_dir), "--total-timesteps", "400", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "replay buffer restored: 300 transitions" in resumed.stderr
+
+    with np.load(replay, allow_pickle=False) as saved:  # the buffer beside the resumed run's model
+        arrays = {key: saved[key] for key in saved.files}
+    assert int(arrays["pos"]) == 400
+    np.savez(replay, **{**arrays, "observations": arrays["observations"][:500]})
+    refused = command("rl-train", *where, "--resume", str(run_dir), "--total-timesteps", "500", cwd=tmp_path)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr
+    assert f"cannot resume from {replay}: its replay buffer" in refused.stderr and "observations" in refused.stderr
+    assert "remove the file" in refused.stderr
+
+    marker = tmp_path / "unpickled"
+    replay.unlink()
+    model.with_name("model.replay.pkl").write_bytes(pickle.dumps(_Payload(marker)))
+    older = command("rl-train", *where, "--resume", str(run_dir), "--total-timesteps", "500", cwd=tmp_path)
+    assert older.returncode == 0, older.stderr
+    assert "is a pickle (model.replay.pkl), which rl-module no longer loads" in older.stderr
+    assert not marker.exists()

@@ -98,7 +98,7 @@ def test_a_signal_mid_run_saves_where_it_is_and_resume_reaches_the_full_count(si
     assert_every_row_names_its_file(db)
     assert_nothing_partial(directory)
     if "sac" in extra:  # the replay buffer is kept beside the stopped model (store.replayBuffer = final)
-        assert Path(stopped["model_path"]).with_suffix(".replay.pkl").is_file()
+        assert Path(stopped["model_path"]).with_suffix(".replay.npz").is_file()
     if "--traces" in extra:  # the run's span ended with its status; the logs and metrics were flushed
         from test_telemetry import otlp_request
 

@@ -433,6 +433,65 @@ def normalizer(stats: bytes) -> VecNormalize:
     return normalized
 
 
+# An off-policy model's replay buffer, as plain arrays too (SB3 pickles the whole buffer object): what
+# `rl-train --resume` reads back into the buffer the resumed model built for itself. Its transitions, and
+# where the next one goes; a Dict observation's parts as `observations/<key>`. next_observations is absent
+# from a buffer that optimizes memory (SB3's optimize_memory_usage).
+REPLAY_ARRAYS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
+REPLAY_BUFFERS = ("ReplayBuffer", "DictReplayBuffer")  # what SB3 builds for DQN, SAC and TD3 here
+
+
+def replay_arrays(buffer: Any) -> dict[str, Any] | None:
+    """The buffer's arrays to save (np.savez), or None for a buffer class this project does not save."""
+    import numpy as np
+
+    kind = type(buffer).__name__
+    if kind not in REPLAY_BUFFERS:
+        return None
+    arrays: dict[str, Any] = {"buffer": np.array(kind), "pos": np.int64(buffer.pos), "full": np.bool_(buffer.full)}
+    for name in REPLAY_ARRAYS:
+        value = getattr(buffer, name, None)
+        if isinstance(value, dict):
+            arrays |= {f"{name}/{key}": part for key, part in value.items()}
+        elif value is not None:
+            arrays[name] = value
+    return arrays
+
+
+def restore_replay(buffer: Any, source: Any) -> None:
+    """Fill `buffer` (the one the resumed model built) from a file of replay_arrays, read without pickle:
+    the same kind of buffer, every array it holds there with its own shape and dtype, and nothing else.
+    ArtifactError otherwise, before anything is copied."""
+    import numpy as np
+
+    expected = replay_arrays(buffer)
+    if expected is None:
+        raise ArtifactError(f"its replay buffer is a {type(buffer).__name__}, which is not saved as arrays")
+    try:
+        with np.load(source, allow_pickle=False) as data:
+            found = {key: data[key] for key in data.files}
+    except (ValueError, OSError, zipfile.BadZipFile) as error:
+        raise ArtifactError(f"its replay buffer is not plain arrays ({error})") from None
+    if set(found) != set(expected):
+        raise ArtifactError(f"its replay buffer holds {sorted(found)}, where this model's holds {sorted(expected)}")
+    if str(found["buffer"]) != str(expected["buffer"]):
+        raise ArtifactError(f"its replay buffer is a {found['buffer']}, where this model's is a {expected['buffer']}")
+    for key, want in expected.items():
+        have = found[key]
+        if have.shape != np.shape(want) or have.dtype != np.asarray(want).dtype:
+            raise ArtifactError(f"its replay buffer's {key} is {have.dtype}{list(have.shape)}, where this model's "
+                                f"is {np.asarray(want).dtype}{list(np.shape(want))} (another buffer_size or env?)")
+    pos = int(found["pos"])
+    if not 0 <= pos < buffer.buffer_size:
+        raise ArtifactError(f"its replay buffer's position {pos} is outside its size {buffer.buffer_size}")
+    for key, value in found.items():
+        if key in ("buffer", "pos", "full"):
+            continue
+        name, _, part = key.partition("/")
+        (getattr(buffer, name)[part] if part else getattr(buffer, name))[...] = value
+    buffer.pos, buffer.full = pos, bool(found["full"])
+
+
 # -- loading ----------------------------------------------------------------------------------------
 
 

@@ -31,7 +31,7 @@ from .artifact import pickled_stats_path, stats_path
 from .config import DEFAULT, Config, Failure
 from .databases import Database, Unavailable, connect, is_url
 from .logs import event
-from .store import ModelBytes, Run, SavedModel, link_model, replay_path, saved_timesteps
+from .store import ModelBytes, Run, SavedModel, link_model, pickled_replay_path, replay_path, saved_timesteps
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -938,6 +938,7 @@ def _remove_files(model_path: str) -> None:
     Path(model_path).unlink(missing_ok=True)
     stats_path(model_path).unlink(missing_ok=True)
     replay_path(model_path).unlink(missing_ok=True)
+    pickled_replay_path(model_path).unlink(missing_ok=True)
 
 
 # How long a trainer waits for a registry database that went away (a PostgreSQL restart), reconnecting.

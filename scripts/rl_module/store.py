@@ -13,8 +13,8 @@ Every run has its own directory under store.modelDir, named by its run id:
       result.json                what the run produced (the summary, as data)
       run.lock                   held while a process trains the run (a second one is refused)
 
-A model of DQN, SAC or TD3 may have its replay buffer beside it (`<model>.replay.pkl`, store.replayBuffer),
-so that a resumed run continues with the experience it had.
+A model of DQN, SAC or TD3 may have its replay buffer beside it (`<model>.replay.npz`, plain arrays,
+store.replayBuffer), so that a resumed run continues with the experience it had.
 
 Files appear atomically: written to a temporary name in the same directory, fsynced, renamed. A reader
 (the registry, a serving process) never sees half a model, and a model's normalization statistics are
@@ -117,13 +117,19 @@ class Run:
 
 
 LOCK_FILE = "run.lock"
-REPLAY_SUFFIX = ".replay.pkl"
+REPLAY_SUFFIX = ".replay.npz"
+PICKLED_REPLAY_SUFFIX = ".replay.pkl"  # SB3's pickle, as rl-module saved it before: never loaded
 
 
 def replay_path(model_path: str | Path) -> Path:
-    """Where the replay buffer of a model lives: model.zip -> model.replay.pkl."""
+    """Where the replay buffer of a model lives: model.zip -> model.replay.npz."""
     path = Path(model_path)
     return path.with_name(path.name.removesuffix(".zip") + REPLAY_SUFFIX)
+
+
+def pickled_replay_path(model_path: str | Path) -> Path:
+    path = Path(model_path)
+    return path.with_name(path.name.removesuffix(".zip") + PICKLED_REPLAY_SUFFIX)
 
 
 def new_run(config: Config) -> Run:
@@ -185,8 +191,15 @@ def save_model(model: BaseAlgorithm, path: Path, venv: VecEnv | None = None, rep
     stats = obs.stats_bytes(venv) if venv is not None else None
     stats_digest = atomic_write(obs.stats_path(path), stats) if stats is not None else None
     if replay and getattr(model, "replay_buffer", None) is not None:
-        with atomic_file(replay_path(path)) as handle:  # streamed: a buffer can be gigabytes
-            model.save_replay_buffer(handle)  # type: ignore[attr-defined]
+        arrays = artifact.replay_arrays(model.replay_buffer)  # type: ignore[attr-defined]
+        if arrays is None:
+            log.warning("the replay buffer (a %s) is not saved: only SB3's ReplayBuffer and DictReplayBuffer are",
+                        type(model.replay_buffer).__name__)  # type: ignore[attr-defined]
+        else:
+            import numpy as np
+
+            with atomic_file(replay_path(path)) as handle:  # streamed: a buffer can be gigabytes
+                np.savez(handle, **arrays)
     digest = atomic_write(path, artifact.model_bytes(model, stats_digest, onnx=onnx, stats=stats))
     return SavedModel(path, digest, int(model.num_timesteps), stats_digest)
 

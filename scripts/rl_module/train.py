@@ -611,13 +611,23 @@ def _out_of_space(run: store.Run, config: Config, resume: Resume | None, error: 
 
 def _restore_replay(model: Any, model_path: Path) -> None:
     """An off-policy model's replay buffer, from beside the model it continues."""
+    from . import artifact
+
     path = store.replay_path(model_path)
-    if not hasattr(model, "load_replay_buffer"):
+    if getattr(model, "replay_buffer", None) is None:
         return
     if path.is_file():
-        model.load_replay_buffer(str(path))
+        try:
+            with open(path, "rb") as handle:
+                artifact.restore_replay(model.replay_buffer, handle)
+        except artifact.ArtifactError as error:
+            raise Failure(f"cannot resume from {path}: {error}; remove the file to go on "
+                          "learning from an empty one") from None
         log.info("replay buffer restored: %d transitions", model.replay_buffer.size(),
                  extra=event("rl.replay.restored", transitions=model.replay_buffer.size()))
+    elif store.pickled_replay_path(model_path).is_file():  # saved by an older rl-module: a pickle, never loaded
+        log.warning("the replay buffer beside %s is a pickle (%s), which rl-module no longer loads: learning "
+                    "goes on from an empty one", model_path, store.pickled_replay_path(model_path).name)
     else:
         log.warning("no replay buffer beside %s (store.replayBuffer): learning goes on from an empty one",
                     model_path)
