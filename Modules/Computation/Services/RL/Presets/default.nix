@@ -48,7 +48,7 @@
     # (64.3 s, 109,824 steps; RL Zoo's took 281 s and 530,000), the best median of the three fastest on seeds
     # 0-3. It learns from short rollouts (128 steps of 32 envs) with 10 epochs and a learning rate 5x the zoo's.
     # Its discount, 0.99 in the study, is 0.995: checked side by side on seeds 0-5 (2026-12-04), 0.995 took
-    # 109,824-229,632 steps (median 179,712) where 0.99 took 139,776-459,264 (median 204,672), a mean of 47.5 s
+    # 109,824-229,632 steps (median 179,712) where 0.99 took 139,776-459,264 (median 204,672), a mean of 47.7 s
     # against 63.3 s; each step costs more (its lander fires longer), so the median seconds were even (50.5 against
     # 48.8). Held-out seeds 100-104: bench/README.md.
     # RL Zoo 2.9.2's was: 16 envs, n_steps 1024, batch 64, 4 epochs, gamma 0.999, gae_lambda 0.98, lr 3e-4.
