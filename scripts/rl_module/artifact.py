@@ -62,15 +62,19 @@ class ArtifactError(Failure):
     that does not verify): the message says which and what to do (one line, exit 1)."""
 
 
+def beside(model_path: str | Path, suffix: str) -> Path:
+    """A file kept beside a model: model.zip -> model<suffix>."""
+    path = Path(model_path)
+    return path.with_name(path.name.removesuffix(".zip") + suffix)
+
+
 def stats_path(model_path: str | Path) -> Path:
     """Where the normalization statistics of a model live: model.zip -> model.stats.npz."""
-    path = Path(model_path)
-    return path.with_name(path.name.removesuffix(".zip") + STATS_SUFFIX)
+    return beside(model_path, STATS_SUFFIX)
 
 
 def pickled_stats_path(model_path: str | Path) -> Path:
-    path = Path(model_path)
-    return path.with_name(path.name.removesuffix(".zip") + PICKLED_STATS_SUFFIX)
+    return beside(model_path, PICKLED_STATS_SUFFIX)
 
 
 # -- describing -------------------------------------------------------------------------------------
@@ -392,14 +396,16 @@ def _statistics(arrays: dict[str, Any]) -> dict[str, Any]:
     try:
         norm_obs = bool(arrays["norm_obs"])
         keys = [str(k) for k in arrays["norm_obs_keys"]] if "norm_obs_keys" in arrays else None
-        obs_rms: Any = (None if not norm_obs  # rewards alone: no observation statistics
-                        else {key: rms(arrays[f"obs_mean_{i}"], arrays[f"obs_var_{i}"], arrays[f"obs_count_{i}"])
-                              for i, key in enumerate(keys)} if keys is not None
-                        else rms(arrays["obs_mean"], arrays["obs_var"], arrays["obs_count"]))
-        return {"norm_obs": norm_obs, "norm_reward": bool(arrays["norm_reward"]),
-                "clip_obs": float(arrays["clip_obs"]), "clip_reward": float(arrays["clip_reward"]),
-                "gamma": float(arrays["gamma"]), "epsilon": float(arrays["epsilon"]), "norm_obs_keys": keys,
-                "obs_rms": obs_rms, "ret_rms": rms(arrays["ret_mean"], arrays["ret_var"], arrays["ret_count"])}
+        found: dict[str, Any] = {
+            "norm_obs": norm_obs, "norm_reward": bool(arrays["norm_reward"]),
+            "clip_obs": float(arrays["clip_obs"]), "clip_reward": float(arrays["clip_reward"]),
+            "gamma": float(arrays["gamma"]), "epsilon": float(arrays["epsilon"]), "norm_obs_keys": keys,
+            "ret_rms": rms(arrays["ret_mean"], arrays["ret_var"], arrays["ret_count"])}
+        if norm_obs:  # rewards alone keep no observation statistics, as SB3's VecNormalize has no obs_rms then
+            found["obs_rms"] = ({key: rms(arrays[f"obs_mean_{i}"], arrays[f"obs_var_{i}"], arrays[f"obs_count_{i}"])
+                                 for i, key in enumerate(keys)} if keys is not None
+                                else rms(arrays["obs_mean"], arrays["obs_var"], arrays["obs_count"]))
+        return found
     except (KeyError, ValueError, TypeError) as error:
         raise ArtifactError(f"its normalization statistics are malformed ({error})") from None
 
@@ -409,7 +415,7 @@ def restore_stats(stats: bytes, venv: VecEnv, *, training: bool = False) -> VecN
     from stable_baselines3.common.vec_env import VecNormalize
 
     found = _statistics(_stats_arrays(stats))
-    obs_rms, ret_rms = found.pop("obs_rms"), found.pop("ret_rms")
+    obs_rms, ret_rms = found.pop("obs_rms", None), found.pop("ret_rms")
     try:
         normalized = VecNormalize(venv, training=training, **found)
     except (AssertionError, ValueError) as error:
@@ -426,10 +432,7 @@ def normalizer(stats: bytes) -> VecNormalize:
     from stable_baselines3.common.vec_env import VecNormalize
 
     normalized = VecNormalize.__new__(VecNormalize)
-    found = _statistics(_stats_arrays(stats))
-    if found["obs_rms"] is None:  # as SB3's own VecNormalize of rewards alone: no obs_rms attribute
-        del found["obs_rms"]
-    normalized.__setstate__({**found, "training": False})
+    normalized.__setstate__({**_statistics(_stats_arrays(stats)), "training": False})
     return normalized
 
 

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import urlparse
 
 from . import obs
+from .artifact import beside
 from .config import Config, UsageError, flatten
 from .logs import event
 
@@ -123,13 +124,11 @@ PICKLED_REPLAY_SUFFIX = ".replay.pkl"  # SB3's pickle, as rl-module saved it bef
 
 def replay_path(model_path: str | Path) -> Path:
     """Where the replay buffer of a model lives: model.zip -> model.replay.npz."""
-    path = Path(model_path)
-    return path.with_name(path.name.removesuffix(".zip") + REPLAY_SUFFIX)
+    return beside(model_path, REPLAY_SUFFIX)
 
 
 def pickled_replay_path(model_path: str | Path) -> Path:
-    path = Path(model_path)
-    return path.with_name(path.name.removesuffix(".zip") + PICKLED_REPLAY_SUFFIX)
+    return beside(model_path, PICKLED_REPLAY_SUFFIX)
 
 
 def new_run(config: Config) -> Run:
