@@ -28,6 +28,7 @@ import tempfile
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from common import median
 
@@ -106,7 +107,21 @@ def as_flags(options: dict[str, object]) -> list[str]:
 # (the registry validates after registry.convergenceWindow = 3 evaluations agreeing): one every 2,000; and
 # a good policy's 10-episode means spread by 30-60 around -150 with the start angle, where the default
 # tolerance (0.1 x |mean|) allows 15: 0.5.
-PROTOCOL = {"Pendulum-v1": ["--min-reward", "-200", "--eval-freq", "2000", "--convergence-tolerance", "0.5"]}
+PROTOCOL: dict[str, dict[str, object]] = {
+    "Pendulum-v1": {"registry.minReward": -200, "train.evalFreq": 2000, "registry.convergenceTolerance": 0.5}}
+# What else the protocol is: rl-train's defaults for these options (an evaluation every 10,000 steps of
+# 10 deterministic episodes; validated when the last 3 agree within 0.1 x |their mean| and reach the env's
+# threshold). Given to RL Zoo's own runs, which evaluate by other defaults (`--against rl_zoo3`).
+PROTOCOL_OPTIONS = ("train.evalFreq", "eval.episodes", "eval.deterministic", "registry.minReward",
+                    "registry.convergenceWindow", "registry.convergenceTolerance")
+
+
+def protocol(env_id: str) -> dict[str, object]:
+    """The protocol's every value for an env: rl-train's defaults, but for PROTOCOL's."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    from rl_module import spec
+
+    return {path: PROTOCOL.get(env_id, {}).get(path, spec.load().option(path).default) for path in PROTOCOL_OPTIONS}
 
 
 def validated(algorithm: str, env_id: str, seed: int, flags: list[str]) -> tuple[float | None, int | None]:
@@ -114,7 +129,7 @@ def validated(algorithm: str, env_id: str, seed: int, flags: list[str]) -> tuple
     with tempfile.TemporaryDirectory() as cwd:
         result = subprocess.run([str(Path(sys.executable).parent / "rl-train"), "--algorithm", algorithm,
                                  "--env-id", env_id, "--seed", str(seed), "--stop-on-reward",
-                                 *PROTOCOL.get(env_id, []), *flags, "--json"],
+                                 *as_flags(PROTOCOL.get(env_id, {})), *flags, "--json"],
                                 cwd=cwd, capture_output=True, text=True, check=True)
         outcome = json.loads(result.stdout)
         if outcome["status"] == "finished" and outcome["stopped_early"]:
@@ -122,25 +137,115 @@ def validated(algorithm: str, env_id: str, seed: int, flags: list[str]) -> tuple
         return None, None
 
 
+# -- RL Zoo itself (--against rl_zoo3) -------------------------------------------------------------------
+
+ZOO_VENV = Path(__file__).parent / ".zoo-venv"
+
+
+def zoo_stop_on_validation(result: str, env_id: str, seed: int, protocol: dict[str, object]) -> Any:
+    """A callback for rl_zoo3's `callback` hyperparameter (the zoo calls this with these keywords): the
+    protocol's evaluations as rl-train runs them (copies of the env seeded apart from the training's, the
+    training's observation statistics copied in, SB3's evaluate_policy), and rl-train's stop rule with the
+    registry's own functions: this evaluation reaches the threshold and the last window of them agree.
+    Writes `result`: the seconds from the start of learning and the steps at that evaluation, or nulls."""
+    import copy
+    import statistics
+
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.vec_env import VecNormalize, unwrap_vec_normalize
+
+    from rl_module import registry
+    from rl_module.eval import MAX_EVAL_ENVS
+    from rl_module.train import EVAL_SEED_OFFSET
+
+    episodes, deterministic = int(protocol["eval.episodes"]), bool(protocol["eval.deterministic"])
+    window, tolerance = protocol["registry.convergenceWindow"], float(protocol["registry.convergenceTolerance"])
+    threshold = protocol["registry.minReward"]
+    threshold = registry.reward_threshold(env_id) if threshold is None else float(threshold)
+
+    class StopOnValidation(BaseCallback):
+        def _on_training_start(self) -> None:
+            self.started, self.history, self.written = time.perf_counter(), [], False
+            self.every = max(int(protocol["train.evalFreq"]) // self.training_env.num_envs, 1)
+            copies = make_vec_env(env_id, n_envs=min(episodes, MAX_EVAL_ENVS), seed=seed + EVAL_SEED_OFFSET)
+            self.normalize = unwrap_vec_normalize(self.training_env)
+            self.eval_env = copies if self.normalize is None else VecNormalize(copies, training=False,
+                                                                                norm_reward=False)
+
+        def _on_step(self) -> bool:
+            if self.n_calls % self.every:
+                return True
+            if self.normalize is not None:
+                self.eval_env.obs_rms = copy.deepcopy(self.normalize.obs_rms)
+            rewards, _ = evaluate_policy(self.model, self.eval_env, n_eval_episodes=episodes,
+                                         deterministic=deterministic, return_episode_rewards=True, warn=False)
+            self.history.append(statistics.fmean(rewards))
+            if threshold is not None and self.history[-1] >= threshold and \
+                    registry.converged(self.history, window, tolerance):
+                self.write(time.perf_counter() - self.started, self.num_timesteps)
+                return False
+            return True
+
+        def _on_training_end(self) -> None:
+            if not self.written:
+                self.write(None, None)
+
+        def write(self, seconds: float | None, steps: int | None) -> None:
+            self.written = True
+            Path(result).write_text(json.dumps({"train_time": seconds, "timesteps": steps,
+                                                "evaluations": self.history}), encoding="utf-8")
+
+    return StopOnValidation()
+
+
+def zoo_validated(algorithm: str, env_id: str, seed: int) -> tuple[float | None, int | None]:
+    """One run of RL Zoo 2.9.2 itself (python -m rl_zoo3.train, its own hyperparams file for the pair, one
+    torch thread, its own evaluations off) ending at its first model validated by the protocol."""
+    from sweep import ENV, zoo_python
+
+    python = zoo_python(ZOO_VENV)
+    with tempfile.TemporaryDirectory() as folder:
+        result = Path(folder) / "result.json"
+        callback = [{f"{Path(__file__).stem}.zoo_stop_on_validation": {
+            "result": str(result), "env_id": env_id, "seed": seed, "protocol": protocol(env_id)}}]
+        paths = os.pathsep.join([str(Path(__file__).resolve().parent),
+                                 str(Path(__file__).resolve().parent.parent / "scripts")])
+        subprocess.run([str(python), "-m", "rl_zoo3.train", "--algo", algorithm, "--env", env_id, "--seed",
+                        str(seed), "--eval-freq", "-1", "--num-threads", "1", "--device", "cpu", "--verbose", "0",
+                        "-f", folder, "--hyperparams", f"callback:{callback!r}"],
+                       cwd=folder, env={**ENV, "PYTHONPATH": paths}, capture_output=True, text=True, check=True)
+        outcome = json.loads(result.read_text(encoding="utf-8"))
+        return outcome["train_time"], outcome["timesteps"]
+
+
 def against(revision: str, pairs: list[str], seeds: list[int], jobs: int = 1) -> None:
     """Every run is queued in one order, alternating ours and theirs seed by seed, so a slower stretch of the
     machine falls on both; `jobs` of them run at a time (with more than one, each shares the machine with
-    other runs throughout, ours and theirs alike)."""
-    theirs = presets_at(revision)
-    print(f"seconds of learning and steps to the first validated model; held-out seeds {seeds}; "
-          f"ours against the presets at {revision}; {jobs} run(s) at a time")
+    other runs throughout, ours and theirs alike). Theirs: the presets at a git revision, run by rl-train, or
+    with `rl_zoo3`, RL Zoo 2.9.2 itself on its own hyperparameters."""
+    itself = revision == "rl_zoo3"
+    theirs = {} if itself else presets_at(revision)
+    if itself:
+        from sweep import zoo_python
+
+        zoo_python(ZOO_VENV)  # created once, before any run is timed
+    print(f"seconds of learning and steps to the first validated model; held-out seeds {seeds}; ours against "
+          f"{'RL Zoo 2.9.2 itself' if itself else f'the presets at {revision}'}; {jobs} run(s) at a time")
     queued: dict[tuple[str, str, int], Future[tuple[float | None, int | None]]] = {}
-    with ThreadPoolExecutor(max_workers=jobs) as pool:  # threads: each waits on its own rl-train process
+    with ThreadPoolExecutor(max_workers=jobs) as pool:  # threads: each waits on its own training process
         for pair in pairs:
             algorithm, env_id = pair.split("/", 1)
             other = ["--no-preset", *as_flags(theirs.get((algorithm, env_id), {}))]
             for seed in seeds:
                 queued[pair, "ours", seed] = pool.submit(validated, algorithm, env_id, seed, [])
-                queued[pair, "theirs", seed] = pool.submit(validated, algorithm, env_id, seed, other)
+                queued[pair, "theirs", seed] = (pool.submit(zoo_validated, algorithm, env_id, seed) if itself
+                                                else pool.submit(validated, algorithm, env_id, seed, other))
     print("| pair | ours: median s (each) | theirs: median s (each) | ours: steps | theirs: steps | reached |")
     print("|---|---|---|---|---|---|")
     for pair in pairs:
-        if tuple(pair.split("/", 1)) not in theirs:  # no preset then: the defaults, said so
+        if not itself and tuple(pair.split("/", 1)) not in theirs:  # no preset then: the defaults, said so
             print(f"({pair}: no preset at {revision}; theirs are rl-train's defaults)")
         ours = [queued[pair, "ours", seed].result() for seed in seeds]
         zoo = [queued[pair, "theirs", seed].result() for seed in seeds]
@@ -160,7 +265,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--against", metavar="REVISION", help="compare our presets with the Presets file at this "
-                        "git revision (RL Zoo 2.9.2's before re-tuning), on --seeds, for --pairs")
+                        "git revision (RL Zoo 2.9.2's before re-tuning), or with rl_zoo3: RL Zoo 2.9.2 itself, "
+                        "on --seeds, for --pairs")
     parser.add_argument("--seeds", default="100,101,102,103,104", help="held-out seeds, never tuned on")
     parser.add_argument("--pairs", default="ppo/CartPole-v1,ppo/Acrobot-v1,ppo/LunarLander-v3,td3/Pendulum-v1")
     parser.add_argument("--jobs", type=int, default=1, help="with --against: runs at a time (each trains on one "
