@@ -66,7 +66,7 @@ ENV = {k: v for k, v in os.environ.items() if not k.startswith(("RL_", "OTEL_"))
 def zoo_python(venv: Path) -> Path:
     """The zoo's interpreter, its venv created and filled on first use (not counted in any time)."""
     python = venv / "bin" / "python"
-    probe = "import importlib.metadata as m, pandas; print(m.version('rl_zoo3'))"
+    probe = "import importlib.metadata as m, pandas, Box2D; print(m.version('rl_zoo3'))"
     if python.exists() and subprocess.run([str(python), "-c", probe], capture_output=True, text=True
                                           ).stdout.strip() == ZOO.split("==")[1]:
         return python
@@ -75,7 +75,7 @@ def zoo_python(venv: Path) -> Path:
     (venv / ".gitignore").write_text("*\n", encoding="utf-8")  # never part of the project
     pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
     subprocess.run([*pip, TORCH], check=True)  # the CPU build first: a bare torch would pull CUDA's
-    subprocess.run([*pip, ZOO, "pandas"], check=True)
+    subprocess.run([*pip, ZOO, "pandas", "gymnasium[box2d]"], check=True)  # box2d: LunarLander-v3
     return python
 
 

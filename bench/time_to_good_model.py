@@ -212,10 +212,12 @@ def zoo_validated(algorithm: str, env_id: str, seed: int) -> tuple[float | None,
             "result": str(result), "env_id": env_id, "seed": seed, "protocol": protocol(env_id)}}]
         paths = os.pathsep.join([str(Path(__file__).resolve().parent),
                                  str(Path(__file__).resolve().parent.parent / "scripts")])
-        subprocess.run([str(python), "-m", "rl_zoo3.train", "--algo", algorithm, "--env", env_id, "--seed",
-                        str(seed), "--eval-freq", "-1", "--num-threads", "1", "--device", "cpu", "--verbose", "0",
-                        "-f", folder, "--hyperparams", f"callback:{callback!r}"],
-                       cwd=folder, env={**ENV, "PYTHONPATH": paths}, capture_output=True, text=True, check=True)
+        ran = subprocess.run([str(python), "-m", "rl_zoo3.train", "--algo", algorithm, "--env", env_id, "--seed",
+                              str(seed), "--eval-freq", "-1", "--num-threads", "1", "--device", "cpu", "--verbose",
+                              "0", "-f", folder, "--hyperparams", f"callback:{callback!r}"],
+                             cwd=folder, env={**ENV, "PYTHONPATH": paths}, capture_output=True, text=True)
+        if not result.exists():
+            raise RuntimeError(f"rl_zoo3 on {algorithm}/{env_id}, seed {seed}, left no result: {ran.stderr[-2000:]}")
         outcome = json.loads(result.read_text(encoding="utf-8"))
         return outcome["train_time"], outcome["timesteps"]
 

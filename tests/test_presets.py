@@ -66,3 +66,18 @@ def test_the_source_parser_refuses_a_preset_without_one():
     with pytest.raises(AssertionError, match="preset ppo/B-v0 has no '# source:' line"):
         sources(text)
     assert sources(text.split('    "B-v0"')[0]) == {("ppo", "A-v0"): {"kind": "rl-zoo 2.9.2 hyperparams/ppo.yml"}}
+
+
+def test_a_zoo_preset_states_what_stable_baselines3_gives_the_zoo():
+    """RL Zoo's hyperparams files leave unset what stable-baselines3's own defaults give (SAC's and TD3's
+    batches of 256, A2C's learning rate of 7e-4). rl-train passes its train.* options to every algorithm, so
+    a preset taken from the zoo states each one whose default here is not the algorithm's own."""
+    from rl_module.agent import own_defaults
+
+    assert own_defaults("sac") == {"train.batchSize": 256}  # the rule finds what it is for
+    known = spec.load()
+    for (algorithm, env_id), fields in sources(PRESETS.read_text(encoding="utf-8")).items():
+        if fields["kind"].startswith("rl-zoo "):
+            unstated = set(own_defaults(algorithm)) - set(known.presets[(algorithm, env_id)])
+            assert not unstated, (f"preset {algorithm}/{env_id} leaves {sorted(unstated)} at rl-train's defaults; "
+                                  f"the zoo's runs take stable-baselines3's {own_defaults(algorithm)}")

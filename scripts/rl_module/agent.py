@@ -34,6 +34,25 @@ def algorithm_class(name: str) -> type[BaseAlgorithm]:
     return cls
 
 
+# The train options rl-train passes to every algorithm (A2C takes no batch size), by SB3's keyword for each.
+PASSED_TRAIN_OPTIONS = {"train.batchSize": "batch_size", "train.learningRate": "learning_rate", "train.gamma": "gamma"}
+
+
+def own_defaults(algorithm: str) -> dict[str, Any]:
+    """stable-baselines3's own defaults for PASSED_TRAIN_OPTIONS where rl-train's are not the same (SAC's and
+    TD3's batches of 256, A2C's learning rate of 7e-4, TD3's of 1e-3): what a run of RL Zoo's takes where its
+    hyperparams file is silent, so a preset taken from the zoo must state them."""
+    import inspect
+
+    from .spec import load
+
+    known, signature = load(), inspect.signature(algorithm_class(algorithm).__init__).parameters
+    theirs = {option: signature[keyword].default for option, keyword in PASSED_TRAIN_OPTIONS.items()
+              if keyword in signature}
+    return {option: value for option, value in theirs.items()
+            if float(value) != float(known.option(option).default)}
+
+
 def check(config: Config, observation_space: gym.Space[Any], action_space: gym.Space[Any]) -> None:
     """Refuse an algorithm or policy that cannot work with these spaces, before training starts."""
     import gymnasium as gym

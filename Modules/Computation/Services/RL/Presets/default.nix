@@ -11,6 +11,10 @@
 #                                            objective <sweep.objective>; seeds <tuned on, comma-separated>;
 #                                            held-out <seeds measured on, never tuned on>; date <YYYY-MM-DD>
 #   hand-set                                 chosen by hand, with date <YYYY-MM-DD>; why <the reason>
+#
+# A zoo preset also states what the zoo's runs take from stable-baselines3's own defaults where rl-train's
+# differ: train.batchSize (64 here for every algorithm; SB3's SAC and TD3 take 256) and train.learningRate
+# (3e-4 here; SB3's A2C takes 7e-4, and the zoo's TD3 sets 1e-3).
 {
   ppo = {
     # Tuned for wall time to the first validated model (rl-train --stop-on-reward). Study ppo-cartpole-time:
@@ -83,7 +87,7 @@
     # source: rl-zoo 2.9.2 hyperparams/a2c.yml
     "CartPole-v1" = {
       env.nEnvs = 8;
-      train.totalTimesteps = 500000;
+      train = { totalTimesteps = 500000; learningRate = "7e-4"; };
       agent.kwargs = { ent_coef = 0.0; };
     };
     # source: rl-zoo 2.9.2 hyperparams/a2c.yml
@@ -116,16 +120,16 @@
   sac = {
     # source: rl-zoo 2.9.2 hyperparams/sac.yml
     "Pendulum-v1" = {
-      train = { totalTimesteps = 20000; learningRate = "1e-3"; };
+      train = { totalTimesteps = 20000; learningRate = "1e-3"; batchSize = 256; };
     };
     # source: rl-zoo 2.9.2 hyperparams/sac.yml
     "Ant-v5" = {
-      train.totalTimesteps = 1000000;
+      train = { totalTimesteps = 1000000; batchSize = 256; };
       agent.kwargs = { learning_starts = 10000; };
     };
     # source: rl-zoo 2.9.2 hyperparams/sac.yml
     "Ant-v4" = {
-      train.totalTimesteps = 1000000;
+      train = { totalTimesteps = 1000000; batchSize = 256; };
       agent.kwargs = { learning_starts = 10000; };
     };
   };
@@ -134,7 +138,8 @@
     # bench/time_to_good_model.py's protocol). Study td3-pendulum-time: 36 trials of 20,000 steps on seed 0,
     # 2 workers; its 13 fastest validated trials all learn 2 gradient steps per 4 env steps from step 100;
     # this is its trial 13 (26.3 s; the fastest, trial 20, 24.6 s, sits at the edges of the space).
-    # RL Zoo 2.9.2's was: 400x300 nets, learning_starts 10000, noise 0.1, 1 gradient step per step, gamma 0.98.
+    # RL Zoo 2.9.2's was: 400x300 nets, learning_starts 10000, noise 0.1, 1 gradient step per step, gamma 0.98,
+    # batches of 256, lr 1e-3.
     # source: study td3-pendulum-time; objective time-to-threshold; seeds 0; held-out 100,101,102,103,104; date 2026-12-03
     "Pendulum-v1" = {
       train = { totalTimesteps = 20000; gamma = 0.98; learningRate = "1e-3"; batchSize = 256; };
@@ -146,12 +151,12 @@
     };
     # source: rl-zoo 2.9.2 hyperparams/td3.yml
     "Ant-v5" = {
-      train.totalTimesteps = 1000000;
+      train = { totalTimesteps = 1000000; batchSize = 256; learningRate = "1e-3"; };
       agent.kwargs = { learning_starts = 10000; noise_type = "normal"; noise_std = 0.1; };
     };
     # source: rl-zoo 2.9.2 hyperparams/td3.yml
     "Ant-v4" = {
-      train.totalTimesteps = 1000000;
+      train = { totalTimesteps = 1000000; batchSize = 256; learningRate = "1e-3"; };
       agent.kwargs = { learning_starts = 10000; noise_type = "normal"; noise_std = 0.1; };
     };
   };

@@ -15,7 +15,7 @@
   netArch = {
     type = { nullOr = { listOf = "ints.positive"; }; };
     default = null;
-    description = "Hidden layer sizes of the policy and value networks; null keeps the algorithm's own (64,64 or 256,256 for SAC/TD3).";
+    description = "Hidden layer sizes of the policy and value networks; null keeps the algorithm's own (64,64; 256,256 for SAC; 400,300 for TD3).";
     example = [ 256 256 ];
   };
   activation = {
