@@ -169,7 +169,10 @@ def zoo_stop_on_validation(result: str, env_id: str, seed: int, protocol: dict[s
         def _on_training_start(self) -> None:
             self.started, self.history, self.written = time.perf_counter(), [], False
             self.every = max(int(protocol["train.evalFreq"]) // self.training_env.num_envs, 1)
-            copies = make_vec_env(env_id, n_envs=min(episodes, MAX_EVAL_ENVS), seed=seed + EVAL_SEED_OFFSET)
+            # No render mode, as rl-train's (make_vec_env's own default, rgb_array, has LunarLander-v3 make
+            # the particles it draws: 5-7 s an evaluation instead of under 1).
+            copies = make_vec_env(env_id, n_envs=min(episodes, MAX_EVAL_ENVS), seed=seed + EVAL_SEED_OFFSET,
+                                  env_kwargs={"render_mode": None})
             self.normalize = unwrap_vec_normalize(self.training_env)
             self.eval_env = copies if self.normalize is None else VecNormalize(copies, training=False,
                                                                                 norm_reward=False)
