@@ -15,6 +15,11 @@ registry's rules: its seconds from the start of learning (result.json's train_ti
         --pairs ppo/CartPole-v1,ppo/Acrobot-v1,ppo/LunarLander-v3,td3/Pendulum-v1
 
 (cea3dd3's Presets file has RL Zoo 2.9.2's values for all four pairs; --jobs 2 runs two at a time.)
+
+With --against rl_zoo3: against RL Zoo 2.9.2 itself (python -m rl_zoo3.train on its own hyperparams files,
+in bench/.zoo-venv, made on first use), the same protocol given to it as a callback (zoo_stop_on_validation).
+
+    python bench/time_to_good_model.py --against rl_zoo3 --jobs 2
 """
 
 from __future__ import annotations
