@@ -94,15 +94,20 @@ def presets_at(revision: str) -> dict[tuple[str, str], dict[str, object]]:
             for algorithm, envs in tree.items() for env_id, preset in envs.items()}
 
 
-def as_flags(options: dict[str, object]) -> list[str]:
+def option_spec() -> Any:
+    """The project's option spec (rl_module.spec), from its sources beside this folder."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
     from rl_module import spec
 
+    return spec.load()
+
+
+def as_flags(options: dict[str, object]) -> list[str]:
     flags: list[str] = []
     for path, value in options.items():
         shown = json.dumps(value) if isinstance(value, (dict, bool)) else \
             ",".join(map(str, value)) if isinstance(value, list) else str(value)
-        flags += [spec.load().option(path).flag, shown]
+        flags += [option_spec().option(path).flag, shown]
     return flags
 
 
@@ -123,10 +128,7 @@ PROTOCOL_OPTIONS = ("train.evalFreq", "eval.episodes", "eval.deterministic", "re
 
 def protocol(env_id: str) -> dict[str, object]:
     """The protocol's every value for an env: rl-train's defaults, but for PROTOCOL's."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-    from rl_module import spec
-
-    return {path: PROTOCOL.get(env_id, {}).get(path, spec.load().option(path).default) for path in PROTOCOL_OPTIONS}
+    return {path: PROTOCOL.get(env_id, {}).get(path, option_spec().option(path).default) for path in PROTOCOL_OPTIONS}
 
 
 def validated(algorithm: str, env_id: str, seed: int, flags: list[str]) -> tuple[float | None, int | None]:
@@ -208,12 +210,11 @@ def zoo_stop_on_validation(result: str, env_id: str, seed: int, protocol: dict[s
     return StopOnValidation()
 
 
-def zoo_validated(algorithm: str, env_id: str, seed: int) -> tuple[float | None, int | None]:
-    """One run of RL Zoo 2.9.2 itself (python -m rl_zoo3.train, its own hyperparams file for the pair, one
+def zoo_validated(python: Path, algorithm: str, env_id: str, seed: int) -> tuple[float | None, int | None]:
+    """One run of RL Zoo 2.9.2 itself (`python` -m rl_zoo3.train, its own hyperparams file for the pair, one
     torch thread, its own evaluations off) ending at its first model validated by the protocol."""
-    from sweep import ENV, zoo_python
+    from sweep import ENV
 
-    python = zoo_python(ZOO_VENV)
     with tempfile.TemporaryDirectory() as folder:
         result = Path(folder) / "result.json"
         callback = [{f"{Path(__file__).stem}.zoo_stop_on_validation": {
@@ -240,7 +241,7 @@ def against(revision: str, pairs: list[str], seeds: list[int], jobs: int = 1) ->
     if itself:
         from sweep import zoo_python
 
-        zoo_python(ZOO_VENV)  # created once, before any run is timed
+        interpreter = zoo_python(ZOO_VENV)  # found (or made) once, before any run is timed
     print(f"seconds of learning and steps to the first validated model; held-out seeds {seeds}; ours against "
           f"{'RL Zoo 2.9.2 itself' if itself else f'the presets at {revision}'}; {jobs} run(s) at a time")
     queued: dict[tuple[str, str, int], Future[tuple[float | None, int | None]]] = {}
@@ -250,8 +251,9 @@ def against(revision: str, pairs: list[str], seeds: list[int], jobs: int = 1) ->
             other = ["--no-preset", *as_flags(theirs.get((algorithm, env_id), {}))]
             for seed in seeds:
                 queued[pair, "ours", seed] = pool.submit(validated, algorithm, env_id, seed, [])
-                queued[pair, "theirs", seed] = (pool.submit(zoo_validated, algorithm, env_id, seed) if itself
-                                                else pool.submit(validated, algorithm, env_id, seed, other))
+                queued[pair, "theirs", seed] = (
+                    pool.submit(zoo_validated, interpreter, algorithm, env_id, seed) if itself
+                    else pool.submit(validated, algorithm, env_id, seed, other))
     print("| pair | ours: median s (each) | theirs: median s (each) | ours: steps | theirs: steps | reached |")
     print("|---|---|---|---|---|---|")
     for pair in pairs:
